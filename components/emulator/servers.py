@@ -1,0 +1,208 @@
+"""Throwaway PostgreSQL and PgBouncer servers for the local Neon emulator, tests and benchmarks.
+
+PostgreSQL is started from the installed binaries (PG_BIN overrides the directory) with SCRAM
+password authentication over TCP on a free loopback port. PgBouncer runs in transaction mode
+in front of it, standing in for Neon's `-pooler` endpoint. Both refuse to run as root, so when
+this process is root the servers run as the `postgres` OS user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+SUPERUSER = "postgres"
+
+
+def find_pg_bin() -> Path:
+    """Directory of initdb/pg_ctl: $PG_BIN, else the newest /usr/lib/postgresql/*/bin."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    if not candidates:
+        raise RuntimeError("no PostgreSQL binaries found: install postgresql or set PG_BIN")
+    return Path(candidates[-1])
+
+
+def find_pgbouncer() -> str:
+    found = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+    if not found:
+        raise RuntimeError("pgbouncer not found: install the pgbouncer package")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_user() -> tuple[int, int] | None:
+    """(uid, gid) to run servers as when we are root, else None."""
+    if os.geteuid() != 0:
+        return None
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
+
+
+def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    ids = _server_user()
+    if ids:
+        kwargs.update(user=ids[0], group=ids[1], extra_groups=[])
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
+
+
+def _popen(args: list[str], **kwargs) -> subprocess.Popen:
+    ids = _server_user()
+    if ids:
+        kwargs.update(user=ids[0], group=ids[1], extra_groups=[])
+    return subprocess.Popen(args, **kwargs)
+
+
+def url(user: str, password: str, host: str, port: int, database: str, **params: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}" + (
+        f"?{query}" if query else ""
+    )
+
+
+@dataclass
+class PostgresServer:
+    """A running throwaway cluster. `password` is the superuser's."""
+
+    directory: Path
+    port: int
+    password: str
+    pg_bin: Path
+    host: str = "127.0.0.1"
+
+    def url(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> str:
+        return url(user, self.password if password is None else password, self.host, self.port, database)
+
+    def stop(self) -> None:
+        """Stop the server and remove its files."""
+        try:
+            _run([str(self.pg_bin / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "stop"])
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres(base: Path | None = None) -> PostgresServer:
+    pg_bin = find_pg_bin()
+    directory = Path(tempfile.mkdtemp(prefix="neon-stack-pg-", dir=base))
+    password = secrets.token_urlsafe(24)
+    pwfile = directory / "pwfile"
+    pwfile.write_text(password + "\n")
+    ids = _server_user()
+    if ids:
+        os.chown(directory, *ids)
+        os.chown(pwfile, *ids)
+    data = directory / "data"
+    _run(
+        [
+            str(pg_bin / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=scram-sha-256",
+            f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync", "--locale=C",
+        ]
+    )
+    pwfile.unlink()
+    port = free_port()
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    _run([str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(directory / "log"), "-o", options, "-w", "start"])
+    return PostgresServer(directory=directory, port=port, password=password, pg_bin=pg_bin)
+
+
+@dataclass
+class PgBouncer:
+    """A running PgBouncer in transaction mode in front of a PostgresServer.
+
+    Like Neon's pooler, it lets in every role of the server: it looks up a role's SCRAM secret
+    with `auth_query` and then logs in to PostgreSQL with the client's own SCRAM keys.
+    """
+
+    directory: Path
+    port: int
+    process: subprocess.Popen
+    host: str = "127.0.0.1"
+
+    def url(self, database: str, user: str, password: str) -> str:
+        return url(user, password, self.host, self.port, database)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _write_auth_file(path: Path, users: dict[str, str]) -> None:
+    def q(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    path.write_text("".join(f"{q(u)} {q(p)}\n" for u, p in users.items()))
+    ids = _server_user()
+    if ids:
+        os.chown(path, *ids)
+    os.chmod(path, 0o600)
+
+
+def start_pgbouncer(postgres: PostgresServer, pool_size: int = 10) -> PgBouncer:
+    directory = postgres.directory / "pgbouncer"
+    directory.mkdir()
+    port = free_port()
+    auth_file = directory / "userlist.txt"
+    _write_auth_file(auth_file, {SUPERUSER: postgres.password})
+    ini = directory / "pgbouncer.ini"
+    ini.write_text(
+        f"""[databases]
+* = host=127.0.0.1 port={postgres.port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {auth_file}
+auth_user = {SUPERUSER}
+admin_users = {SUPERUSER}
+auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 500
+ignore_startup_parameters = extra_float_digits
+server_tls_sslmode = disable
+logfile = {directory / 'pgbouncer.log'}
+"""
+    )
+    ids = _server_user()
+    if ids:
+        os.chown(directory, *ids)
+        os.chown(ini, *ids)
+    process = _popen([find_pgbouncer(), str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"pgbouncer exited: {process.stderr.read().decode(errors='replace')}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    else:
+        process.kill()
+        raise RuntimeError("pgbouncer did not start listening within 10 s")
+    return PgBouncer(directory=directory, port=port, process=process)
