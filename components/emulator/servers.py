@@ -41,10 +41,22 @@ def find_pgbouncer() -> str:
     return found
 
 
+POSTGRES_ADDRESS = "127.0.0.1"
+POOLER_ADDRESS = "127.0.0.2"
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on both loopback addresses (PostgreSQL on one, PgBouncer on the other)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((POSTGRES_ADDRESS, 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket() as s:
+                s.bind((POOLER_ADDRESS, port))
+            return port
+        except OSError:
+            continue
 
 
 def _server_user() -> tuple[int, int] | None:
@@ -69,6 +81,25 @@ def _popen(args: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(args, **kwargs)
 
 
+def _make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate, so clients can use sslmode=require as they do with Neon."""
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    os.chmod(key, 0o600)
+    ids = _server_user()
+    if ids:
+        os.chown(cert, *ids)
+        os.chown(key, *ids)
+    return cert, key
+
+
 def url(user: str, password: str, host: str, port: int, database: str, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}" + (
@@ -84,7 +115,9 @@ class PostgresServer:
     port: int
     password: str
     pg_bin: Path
-    host: str = "127.0.0.1"
+    cert: Path
+    key: Path
+    host: str = POSTGRES_ADDRESS
 
     def url(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> str:
         return url(user, self.password if password is None else password, self.host, self.port, database)
@@ -116,18 +149,23 @@ def start_postgres(base: Path | None = None) -> PostgresServer:
         ]
     )
     pwfile.unlink()
+    cert, key = _make_certificate(directory)
     port = free_port()
     options = (
-        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "
+        f"-c listen_addresses={POSTGRES_ADDRESS} -c port={port} -c unix_socket_directories={directory} "
+        f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key} "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
     _run([str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(directory / "log"), "-o", options, "-w", "start"])
-    return PostgresServer(directory=directory, port=port, password=password, pg_bin=pg_bin)
+    return PostgresServer(directory=directory, port=port, password=password, pg_bin=pg_bin, cert=cert, key=key)
 
 
 @dataclass
 class PgBouncer:
     """A running PgBouncer in transaction mode in front of a PostgresServer.
+
+    It listens on the same port as PostgreSQL, on the next loopback address: the local
+    stand-in for Neon's `-pooler` host (see components.uri.pooled_host).
 
     Like Neon's pooler, it lets in every role of the server: it looks up a role's SCRAM secret
     with `auth_query` and then logs in to PostgreSQL with the client's own SCRAM keys.
@@ -136,7 +174,7 @@ class PgBouncer:
     directory: Path
     port: int
     process: subprocess.Popen
-    host: str = "127.0.0.1"
+    host: str = POOLER_ADDRESS
 
     def url(self, database: str, user: str, password: str) -> str:
         return url(user, password, self.host, self.port, database)
@@ -163,16 +201,16 @@ def _write_auth_file(path: Path, users: dict[str, str]) -> None:
 def start_pgbouncer(postgres: PostgresServer, pool_size: int = 10) -> PgBouncer:
     directory = postgres.directory / "pgbouncer"
     directory.mkdir()
-    port = free_port()
+    port = postgres.port
     auth_file = directory / "userlist.txt"
     _write_auth_file(auth_file, {SUPERUSER: postgres.password})
     ini = directory / "pgbouncer.ini"
     ini.write_text(
         f"""[databases]
-* = host=127.0.0.1 port={postgres.port}
+* = host={postgres.host} port={postgres.port}
 
 [pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr = {POOLER_ADDRESS}
 listen_port = {port}
 unix_socket_dir =
 auth_type = scram-sha-256
@@ -184,7 +222,10 @@ pool_mode = transaction
 default_pool_size = {pool_size}
 max_client_conn = 500
 ignore_startup_parameters = extra_float_digits
-server_tls_sslmode = disable
+server_tls_sslmode = prefer
+client_tls_sslmode = allow
+client_tls_cert_file = {postgres.cert}
+client_tls_key_file = {postgres.key}
 logfile = {directory / 'pgbouncer.log'}
 """
     )
@@ -198,7 +239,7 @@ logfile = {directory / 'pgbouncer.log'}
         if process.poll() is not None:
             raise RuntimeError(f"pgbouncer exited: {process.stderr.read().decode(errors='replace')}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection((POOLER_ADDRESS, port), timeout=0.2).close()
             break
         except OSError:
             time.sleep(0.02)
