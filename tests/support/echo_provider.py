@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pulumi import Output, ResourceOptions
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -11,6 +12,7 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
+    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -46,3 +48,13 @@ class EchoProvider(ResourceProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         if props.get("name") == "undeletable":
             raise RuntimeError(f"refusing to delete {id_}")
+
+
+class Echo(Resource, module="test", name="Echo"):
+    """A dynamic resource backed by EchoProvider, for harness tests."""
+
+    greeting: Output[str]
+    size: Output[float]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: ResourceOptions | None = None):
+        super().__init__(EchoProvider(), name, {"greeting": None, **props}, opts)
