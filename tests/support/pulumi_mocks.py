@@ -265,6 +265,9 @@ def run_program(
     """
     recorder = _Recorder(run_providers, provider_config or {}, state or {}, preview, stack_references or {})
     loop = asyncio.new_event_loop()
+    # A failing resource leaves the SDK's dependent tasks with the same exception: the run re-raises
+    # the first one, so the echoes are recorded instead of printed at garbage collection.
+    loop.set_exception_handler(lambda _loop, context: recorder.logs.append(("asyncio", context["message"], "")))
     asyncio.set_event_loop(loop)
     try:
         settings.reset_options(project=project, stack=stack, preview=preview)
@@ -287,6 +290,10 @@ def run_program(
         if run_providers and not preview:
             recorder.delete_undeclared()
     finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
         asyncio.set_event_loop(None)
         settings.reset_options()
