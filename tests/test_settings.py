@@ -24,12 +24,21 @@ def is_secure(value):
     return isinstance(value, dict) and "secure" in value
 
 
+@pytest.fixture
+def schema_root(tmp_path: Path) -> Path:
+    """A schema tree with the two default applications, independent of the project's own files."""
+    for app in ("chatkit", "learnflow"):
+        (tmp_path / app).mkdir()
+        (tmp_path / app / "0001_init.sql").write_text("CREATE TABLE t (id int);\n")
+    return tmp_path
+
+
 def raw(**values):
     return {f"neon-stack:{k}": v for k, v in values.items()}
 
 
-def test_defaults_parse_into_typed_settings():
-    settings = parse_settings({}, "dev")
+def test_defaults_parse_into_typed_settings(schema_root):
+    settings = parse_settings({}, "dev", schema_root)
     assert settings.neon.project_name == "neon-stack-dev"
     assert settings.neon.region == "aws-us-east-2"
     assert settings.neon.compute.min_cu == 0.25 and settings.neon.compute.suspend_timeout_seconds == 300
@@ -40,15 +49,16 @@ def test_defaults_parse_into_typed_settings():
     assert (chatkit.database, chatkit.owner_role, chatkit.app_role) == ("chatkit", "chatkit_owner", "chatkit_app")
     assert (chatkit.namespace, chatkit.secret_name, chatkit.dapr_component_name) == (
         "chatkit", "postgres-credentials", "statestore")
-    assert chatkit.schema_dir == PROJECT_ROOT / "schema" / "chatkit"
+    assert chatkit.schema_dir == schema_root / "chatkit"
 
 
-def test_values_arrive_as_pulumi_passes_them():
+def test_values_arrive_as_pulumi_passes_them(schema_root):
     settings = parse_settings(
         raw(pgVersion="16", protect="true", computeMinCu="0.5", computeMaxCu=2, branches='["preview", "qa"]',
             namespaces='["chatkit=chat"]', daprScopes='["learnflow=api,worker"]', baselineVersions='["chatkit=3"]')
         | {"neon:apiUrl": "http://127.0.0.1:4010/api/v2"},
         "prod",
+        schema_root,
     )
     assert settings.neon.pg_version == 16 and settings.protect is True
     assert (settings.neon.compute.min_cu, settings.neon.compute.max_cu) == (0.5, 2.0)
@@ -60,8 +70,9 @@ def test_values_arrive_as_pulumi_passes_them():
     assert chatkit.baseline_version == "3" and learnflow.baseline_version is None
 
 
-def test_branch_mode():
-    settings = parse_settings(raw(parentStack="acme/neon-stack/dev", branchInitSource="schema-only"), "pr-7")
+def test_branch_mode(schema_root):
+    config = raw(parentStack="acme/neon-stack/dev", branchInitSource="schema-only")
+    settings = parse_settings(config, "pr-7", schema_root)
     assert settings.branch_mode is not None
     assert (settings.branch_mode.parent_stack, settings.branch_mode.branch_name) == ("acme/neon-stack/dev", "pr-7")
     assert settings.branch_mode.init_source == "schema-only"
@@ -109,21 +120,21 @@ BAD = [
 
 
 @pytest.mark.parametrize(("key", "config"), BAD, ids=[f"{k}-{i}" for i, (k, _) in enumerate(BAD)])
-def test_each_invalid_value_names_its_key(key, config):
+def test_each_invalid_value_names_its_key(key, config, schema_root):
     with pytest.raises(SettingsError) as caught:
-        parse_settings(config, "dev")
+        parse_settings(config, "dev", schema_root)
     assert len(caught.value.problems) == 1, caught.value.problems
     assert caught.value.problems[0].startswith(f"neon-stack:{key}: ")
 
 
-def test_invalid_api_url_names_its_key():
+def test_invalid_api_url_names_its_key(schema_root):
     with pytest.raises(SettingsError, match="neon:apiUrl: 'ftp://x' is not an http"):
-        parse_settings({"neon:apiUrl": "ftp://x"}, "dev")
+        parse_settings({"neon:apiUrl": "ftp://x"}, "dev", schema_root)
 
 
-def test_all_problems_are_reported_at_once():
+def test_all_problems_are_reported_at_once(schema_root):
     with pytest.raises(SettingsError) as caught:
-        parse_settings(raw(region="mars", pgVersion="99", protect="perhaps", secretName="A B"), "dev")
+        parse_settings(raw(region="mars", pgVersion="99", protect="perhaps", secretName="A B"), "dev", schema_root)
     keys = sorted(p.split(": ")[0] for p in caught.value.problems)
     assert keys == ["neon-stack:pgVersion", "neon-stack:protect", "neon-stack:region", "neon-stack:secretName"]
 
@@ -131,6 +142,7 @@ def test_all_problems_are_reported_at_once():
 def test_an_app_without_sql_files_names_its_directory(tmp_path: Path):
     (tmp_path / "chatkit").mkdir()
     (tmp_path / "chatkit" / "0001_init.sql").write_text("SELECT 1;")
+    (tmp_path / "learnflow").mkdir()
     message = r"neon-stack:apps: application 'learnflow' has no SQL files in .*learnflow"
     with pytest.raises(SettingsError, match=message):
         parse_settings({}, "dev", schema_root=tmp_path)
