@@ -1,0 +1,286 @@
+"""The application's own PostgreSQL role: least privilege, a generated password, Dapr's own schema.
+
+The role is made with SQL over the DIRECT connection as the database owner, never through
+Neon's API (roles made there join `neon_superuser`). One transaction "ensures" it, so create,
+update and adoption share one path and a failure leaves nothing half done:
+
+- the role exists with LOGIN, NOCREATEDB, NOCREATEROLE and the password of this stack
+  (CREATE ROLE, or ALTER ROLE when it already exists: an adopted role, or a Neon branch that
+  copied it from its parent with the parent's password or a new one);
+- it may CONNECT to its database, and PUBLIC may not (so no other application's role can);
+- nobody but the owner may CREATE in `public` (PostgreSQL 15 already revokes it);
+- it may use the application schema and read/write every table and sequence there, including
+  tables that later migrations of the owner add (ALTER DEFAULT PRIVILEGES);
+- it may create objects in the Dapr schema (owned by the owner role), where Dapr's
+  state.postgresql v2 keeps its metadata and state tables, out of reach of the app's tables.
+
+Deleting the resource hands what the role owns (Dapr's state tables) to the owner role, so the
+state survives, then removes the role's privileges and the role itself. A role ensured later in
+that database (a replacement) takes those tables back, so Dapr finds its state and can migrate it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+import pulumi
+from psycopg import sql
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.output import Unknown
+
+from components.uri import redact
+
+IDENTIFIER_FIELDS = ("role_name", "database", "owner_role", "app_schema", "dapr_schema")
+REPLACE_FIELDS = ("role_name", "database")
+UPDATE_FIELDS = ("owner_role", "app_schema", "dapr_schema", "password_version", "admin_url")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_URI_SCHEMES = ("postgresql://", "postgres://")
+CONNECT_TIMEOUT_SECONDS = 15
+# Roles whose membership would defeat least privilege (Neon puts API-made roles in the first).
+FORBIDDEN_MEMBERSHIPS = ("neon_superuser", "pg_read_all_data", "pg_write_all_data")
+
+
+class AppRoleError(RuntimeError):
+    """The role could not be ensured or removed; the message never carries a password."""
+
+
+def new_password() -> str:
+    """256 random bits, URL-safe (no quoting trouble in URIs or Kubernetes Secrets)."""
+    return secrets.token_urlsafe(32)
+
+
+class AppRoleProvider(ResourceProvider):
+    """Dynamic provider of `AppRole`. Holds nothing: credentials travel in the (secret) inputs."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        for field in IDENTIFIER_FIELDS:
+            value = news.get(field)
+            if isinstance(value, Unknown):
+                continue
+            if not isinstance(value, str) or not _IDENTIFIER.match(value):
+                failures.append(
+                    CheckFailure(field, f"{value!r} is not a lowercase SQL identifier (a-z, 0-9, _; 63 at most)")
+                )
+        version = news.get("password_version")
+        if not isinstance(version, Unknown):
+            whole = isinstance(version, int | float) and not isinstance(version, bool) and version == int(version)
+            if not whole or version < 1:
+                failures.append(CheckFailure("password_version", f"{version!r} is not a positive integer"))
+            else:
+                news = {**news, "password_version": int(version)}
+        url = news.get("admin_url")
+        if not isinstance(url, Unknown) and not (isinstance(url, str) and url.startswith(_URI_SCHEMES)):
+            failures.append(CheckFailure("admin_url", "must be a postgresql:// URI of the database owner"))
+        if not failures and news["role_name"] == news["owner_role"]:
+            failures.append(CheckFailure("role_name", "must differ from owner_role"))
+        return CheckResult(news, failures)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """From state alone: a new role or database replaces the role, anything else updates it."""
+        replaces = [f for f in REPLACE_FIELDS if _differs(olds.get(f), news.get(f))]
+        updates = [f for f in UPDATE_FIELDS if _differs(olds.get(f), news.get(f))]
+        # The role name is cluster-wide: the old role must go before a new one of that name is ensured.
+        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=bool(replaces))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        password = new_password()
+        _ensure(props, password)
+        return CreateResult(props["role_name"], _outputs(props, password))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        rotate = _differs(olds.get("password_version"), news.get("password_version"))
+        password = new_password() if rotate or not olds.get("password") else olds["password"]
+        _ensure(news, password)
+        return UpdateResult(_outputs(news, password))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Refresh: the role is still there (state unchanged) or gone (empty id); nothing new is read."""
+        with _connection(props) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (props["role_name"],)).fetchone()
+        if not exists:
+            return ReadResult("", {})
+        inputs = {k: props[k] for k in (*IDENTIFIER_FIELDS, "password_version", "admin_url") if k in props}
+        return ReadResult(id_, props, inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        try:
+            with _connection(props) as conn:
+                _drop(conn, props)
+        except psycopg.errors.InvalidCatalogName:
+            return  # the database is gone, and with it everything the role had there
+
+
+def _differs(old: Any, new: Any) -> bool:
+    if isinstance(new, Unknown):
+        return True
+    if isinstance(old, int | float) and isinstance(new, int | float):
+        return float(old) != float(new)
+    return old != new
+
+
+def _outputs(props: dict[str, Any], password: str) -> dict[str, Any]:
+    inputs = {k: v for k, v in props.items() if not k.startswith("__")}
+    return {**inputs, "password_version": int(props["password_version"]), "password": password}
+
+
+@contextmanager
+def _connection(props: dict[str, Any], *secrets_to_hide: str) -> Iterator[psycopg.Connection]:
+    """A transaction on the direct URI as the owner; errors lose every password they could carry."""
+    url = props["admin_url"]
+    passwords = [p for p in (psycopg.conninfo.conninfo_to_dict(url).get("password"), *secrets_to_hide) if p]
+    hidden = sorted({form for p in passwords for form in (p, quote(p, safe=""))}, key=len, reverse=True)
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, prepare_threshold=None) as conn:
+            with conn.transaction():
+                yield conn
+    except psycopg.errors.InvalidCatalogName:
+        raise
+    except psycopg.Error as error:
+        message = str(error)
+        for secret in hidden:
+            message = message.replace(secret, "***")
+        raise AppRoleError(
+            f"role {props.get('role_name')!r} on {redact(url)}: {type(error).__name__}: {message}"
+        ) from None
+
+
+def _ensure(props: dict[str, Any], password: str) -> None:
+    role = props["role_name"]
+    with _connection(props, password) as conn:
+        _ensure_role(conn, role, password)
+        _grant(conn, props)
+
+
+def _ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
+    found = conn.execute(
+        "SELECT rolsuper, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = %s", (role,)
+    ).fetchone()
+    if found and any(found):
+        raise AppRoleError(
+            f"role {role!r} exists with SUPERUSER, REPLICATION or BYPASSRLS, which the database owner cannot "
+            "remove: drop or alter it as an administrator first"
+        )
+    verb = "ALTER" if found else "CREATE"
+    conn.execute(
+        sql.SQL("{} ROLE {} WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
+        )
+    )
+    memberships = conn.execute(
+        "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+        "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s AND g.rolname = ANY(%s)",
+        (role, list(FORBIDDEN_MEMBERSHIPS)),
+    ).fetchall()
+    for (group,) in memberships:
+        conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role)))
+
+
+def _grant(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    role, owner = sql.Identifier(props["role_name"]), sql.Identifier(props["owner_role"])
+    database = sql.Identifier(props["database"])
+    app_schema, dapr_schema = sql.Identifier(props["app_schema"]), sql.Identifier(props["dapr_schema"])
+    statements = [
+        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(database),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role),
+        sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(app_schema, role),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(app_schema, role),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(app_schema, role),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+        ).format(owner, app_schema, role),
+        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
+            owner, app_schema, role
+        ),
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(dapr_schema, owner),
+        sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(dapr_schema, role),
+    ]
+    for statement in statements:
+        conn.execute(statement)
+    _adopt_dapr_tables(conn, props)
+
+
+def _adopt_dapr_tables(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    """Give the role the Dapr tables that a deleted predecessor left to the owner, so Dapr can migrate them."""
+    tables = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relowner = to_regrole(%s)",
+        (props["dapr_schema"], props["owner_role"]),
+    ).fetchall()
+    if not tables:
+        return
+    role, owner = sql.Identifier(props["role_name"]), sql.Identifier(props["owner_role"])
+    # ALTER ... OWNER TO needs the caller to hold the new owner's privileges, for this transaction only.
+    conn.execute(sql.SQL("GRANT {} TO {}").format(role, owner))
+    for (table,) in tables:
+        name = sql.Identifier(props["dapr_schema"], table)
+        conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(name, role))
+    conn.execute(sql.SQL("REVOKE {} FROM {}").format(role, owner))
+
+
+def _drop(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    """Keep what the role owns (Dapr's state) by handing it to the owner, then drop the role."""
+    name = props["role_name"]
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+        return
+    role, owner = sql.Identifier(name), sql.Identifier(props["owner_role"])
+    # REASSIGN OWNED needs the caller to hold the privileges of both roles.
+    conn.execute(sql.SQL("GRANT {} TO {}").format(role, owner))
+    conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(role, owner))
+    conn.execute(sql.SQL("DROP OWNED BY {}").format(role))  # privileges and default privileges only now
+    conn.execute(sql.SQL("DROP ROLE {}").format(role))
+
+
+@dataclass
+class AppRoleArgs:
+    """Inputs of an application role."""
+
+    admin_url: pulumi.Input[str]
+    """DIRECT URI of the app's database as its owner role (secret)."""
+    role_name: pulumi.Input[str]
+    database: pulumi.Input[str]
+    owner_role: pulumi.Input[str]
+    """Owner role: creates the tables (default privileges are declared for it) and owns the Dapr schema."""
+    app_schema: pulumi.Input[str] = "public"
+    dapr_schema: pulumi.Input[str] = "dapr"
+    password_version: pulumi.Input[int] = 1
+    """Change it to rotate the password in place."""
+
+
+class AppRole(pulumi.dynamic.Resource, module="postgres", name="AppRole"):
+    """A least-privilege login role of one application (`pulumi-python:dynamic/postgres:AppRole`)."""
+
+    role_name: pulumi.Output[str]
+    password: pulumi.Output[str]
+    """Secret: the generated password (256 bits)."""
+    dapr_schema: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AppRoleArgs, opts: pulumi.ResourceOptions | None = None):
+        props = {
+            "admin_url": pulumi.Output.secret(args.admin_url),
+            "role_name": args.role_name,
+            "database": args.database,
+            "owner_role": args.owner_role,
+            "app_schema": args.app_schema,
+            "dapr_schema": args.dapr_schema,
+            "password_version": args.password_version,
+            "password": None,
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["password"]))
+        super().__init__(AppRoleProvider(), name, props, opts)

@@ -1,0 +1,169 @@
+"""A Neon-like cluster for the access tests: `neon_superuser`, owner roles, app databases with their schema.
+
+Roles are cluster-wide and the PostgreSQL server is shared by the whole test session, so every
+application made here gets unique names (`chatkit_access3`, `chatkit_access3_owner`, `chatkit_access3_app`).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import psycopg
+import pulumi
+import pytest
+from psycopg import sql
+
+from components.app_role import AppRoleProvider
+from components.emulator.servers import PgBouncer, PostgresServer
+from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
+from components.settings import PROJECT_ROOT, SCHEMA_ROOT, parse_settings
+from components.uri import pooled_host, postgres_uri
+from tests.support.pulumi_mocks import run_program
+
+APPS = ("chatkit", "learnflow")
+_numbers = itertools.count()
+
+
+@dataclass
+class NeonApp:
+    """One application's database on the simulated Neon branch."""
+
+    app: str
+    database: str
+    owner: str
+    owner_password: str
+    app_role: str
+    direct_host: str
+
+    def owner_url(self) -> str:
+        return postgres_uri(self.owner, self.owner_password, self.direct_host, self.database)
+
+    def role_props(self, password_version: int = 1) -> dict:
+        """Inputs of the AppRole provider for this application, as check() returns them."""
+        return {
+            "admin_url": self.owner_url(),
+            "role_name": self.app_role,
+            "database": self.database,
+            "owner_role": self.owner,
+            "app_schema": "public",
+            "dapr_schema": "dapr",
+            "password_version": password_version,
+        }
+
+    def app_url(self, password: str, *, pooled: bool = True) -> str:
+        host = pooled_host(self.direct_host) if pooled else self.direct_host
+        return postgres_uri(self.app_role, password, host, self.database)
+
+
+def apply_schema(app: str, url: str) -> None:
+    """Apply schema/<app> with the project's migration CLI, as the owner, over the direct URI."""
+    result = subprocess.run(
+        [sys.executable, "-m", "components.schema", "apply", "--dir", str(SCHEMA_ROOT / app), "--database-url", url],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"migration CLI failed for {app}: {result.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="session")
+def neon_superuser(postgres: PostgresServer) -> str:
+    """The group role Neon puts API-made roles in (CREATEDB, CREATEROLE, read/write all data)."""
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'neon_superuser'").fetchone():
+            conn.execute(
+                "CREATE ROLE neon_superuser NOLOGIN CREATEDB CREATEROLE BYPASSRLS REPLICATION "
+                "IN ROLE pg_read_all_data, pg_write_all_data"
+            )
+    return "neon_superuser"
+
+
+@pytest.fixture(scope="session")
+def make_neon_app(postgres: PostgresServer, neon_superuser: str) -> Callable[..., NeonApp]:
+    """Factory: a database owned by `<app>_N_owner` (as Neon's API makes it), its schema applied."""
+
+    def make(app: str, *, schema: bool = True) -> NeonApp:
+        base = f"{app}_access{next(_numbers)}"
+        neon_app = NeonApp(
+            app=app,
+            database=base,
+            owner=f"{base}_owner",
+            owner_password=secrets.token_urlsafe(24),
+            app_role=f"{base}_app",
+            direct_host=f"{postgres.host}:{postgres.port}",
+        )
+        with psycopg.connect(postgres.url(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE IN ROLE {} PASSWORD {}").format(
+                    sql.Identifier(neon_app.owner), sql.Identifier(neon_superuser), sql.Literal(neon_app.owner_password)
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(neon_app.database), sql.Identifier(neon_app.owner)
+                )
+            )
+        if schema:
+            apply_schema(app, neon_app.owner_url())
+        return neon_app
+
+    return make
+
+
+def secret_data(neon_app: NeonApp, password: str) -> dict[str, str]:
+    """The decoded data of the Secret that AppKubernetes declares for this app (captured under mocks)."""
+    settings = parse_settings({"neon-stack:kubernetesMode": "render"}, "dev")
+    app = replace(
+        next(a for a in settings.apps if a.name == neon_app.app),
+        database=neon_app.database,
+        owner_role=neon_app.owner,
+        app_role=neon_app.app_role,
+    )
+    host = pooled_host(neon_app.direct_host)
+
+    def program() -> None:
+        secret_password = pulumi.Output.secret(password)
+        AppKubernetes(
+            app.name,
+            AppKubernetesArgs(
+                app=app,
+                database_url=secret_password.apply(lambda p: postgres_uri(app.app_role, p, host, app.database)),
+                host=pulumi.Output.from_input(host),
+                database=pulumi.Output.from_input(app.database),
+                user=pulumi.Output.from_input(app.app_role),
+                password=secret_password,
+                provider=kubernetes_provider("k8s", settings.kubernetes),
+                kubernetes=settings.kubernetes,
+            ),
+        )
+
+    (secret,) = run_program(program, config={}).of_type("kubernetes:core/v1:Secret")
+    return {key: base64.b64decode(value).decode() for key, value in secret.inputs["data"].items()}
+
+
+@dataclass
+class ProvisionedApp:
+    neon: NeonApp
+    password: str
+    outputs: dict
+    database_url: str
+    """DATABASE_URL exactly as the app's Kubernetes Secret carries it (pooled, TLS)."""
+
+
+@pytest.fixture(scope="module")
+def provisioned(make_neon_app: Callable[..., NeonApp], pgbouncer: PgBouncer) -> dict[str, ProvisionedApp]:
+    """Both applications with their schema and their app role (made by the provider), behind PgBouncer."""
+    result = {}
+    for app in APPS:
+        neon_app = make_neon_app(app)
+        outs = AppRoleProvider().create(neon_app.role_props()).outs
+        url = secret_data(neon_app, outs["password"])["DATABASE_URL"]
+        result[app] = ProvisionedApp(neon_app, outs["password"], outs, url)
+    return result

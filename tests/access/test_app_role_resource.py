@@ -1,0 +1,82 @@
+"""AppRole and AppKubernetes in one program (in-process `pulumi up` with real providers against PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+
+import psycopg
+import pulumi
+
+from components.app_role import AppRole, AppRoleArgs
+from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
+from components.settings import parse_settings
+from components.uri import pooled_host, postgres_uri
+from tests.support.pulumi_mocks import run_program
+
+
+def program_for(neon_app, password_version: int):
+    def program() -> None:
+        settings = parse_settings({"neon-stack:kubernetesMode": "render"}, "dev")
+        app = replace(settings.apps[0], database=neon_app.database, app_role=neon_app.app_role)
+        role = AppRole(
+            "chatkit-role",
+            AppRoleArgs(
+                admin_url=pulumi.Output.secret(neon_app.owner_url()),
+                role_name=neon_app.app_role,
+                database=neon_app.database,
+                owner_role=neon_app.owner,
+                password_version=password_version,
+            ),
+        )
+        host = pooled_host(neon_app.direct_host)
+        AppKubernetes(
+            "chatkit",
+            AppKubernetesArgs(
+                app=app,
+                database_url=pulumi.Output.all(role.role_name, role.password).apply(
+                    lambda v: postgres_uri(v[0], v[1], host, neon_app.database)
+                ),
+                host=pulumi.Output.from_input(host),
+                database=pulumi.Output.from_input(neon_app.database),
+                user=role.role_name,
+                password=role.password,
+                provider=kubernetes_provider("k8s", settings.kubernetes),
+                kubernetes=settings.kubernetes,
+            ),
+        )
+        pulumi.export("app_role", role.role_name)
+        pulumi.export("app_password", role.password)
+
+    return program
+
+
+def secret_url(run) -> str:
+    (secret,) = run.of_type("kubernetes:core/v1:Secret")
+    return base64.b64decode(secret.inputs["data"]["DATABASE_URL"]).decode()
+
+
+def test_rotation_reaches_the_secret_in_the_same_up(make_neon_app, pgbouncer) -> None:
+    neon_app = make_neon_app("chatkit", schema=False)
+    first = run_program(program_for(neon_app, 1), config={}, run_providers=True)
+    role = first.one("pulumi-python:dynamic/postgres:AppRole", "chatkit-role")
+    assert role.type == "pulumi-python:dynamic/postgres:AppRole"
+    assert role.options["additional_secret_outputs"] == ["password"]
+    assert {"admin_url", "password"} <= role.secret_outputs and "admin_url" in role.secret_inputs
+    assert "role_name" not in role.secret_outputs
+    assert first.secret_outputs == {"app_password"}
+    password = first.outputs["app_password"]
+    for resource in first.resources:
+        plain = {k: v for k, v in resource.outputs.items() if k not in resource.secret_outputs}
+        assert password not in repr(plain) and neon_app.owner_password not in repr(plain)
+
+    again = run_program(program_for(neon_app, 1), config={}, run_providers=True, state=first.state)
+    assert [op for _, op in again.operations] == []
+    assert secret_url(again) == secret_url(first)
+
+    rotated = run_program(program_for(neon_app, 2), config={}, run_providers=True, state=again.state)
+    assert [op for _, op in rotated.operations] == ["update"]
+    new_url = secret_url(rotated)
+    assert new_url != secret_url(first) and rotated.outputs["app_password"] in new_url
+    with psycopg.connect(new_url, prepare_threshold=None) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == neon_app.app_role
