@@ -294,11 +294,13 @@ def _http_url(value: str) -> str | None:
     return None
 
 
-def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path = SCHEMA_ROOT) -> StackSettings:
+def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None = None) -> StackSettings:
     """Parse raw config (keys like `neon-stack:region`; values as Pulumi passes them).
 
+    `schema_root` (default: the project's `schema/`) holds one directory of SQL files per app.
     Raises SettingsError listing every invalid value with its key.
     """
+    schema_root = SCHEMA_ROOT if schema_root is None else schema_root
     r = _Reader(raw)
     unknown = sorted(
         k for k in raw if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in DEFAULTS

@@ -261,7 +261,8 @@ def run_program(
 ) -> ProgramRun:
     """Run `program` (a callable, or the path of a program directory/file) and return what it declared.
 
-    Exceptions raised by the program or by a provider propagate, as `pulumi up` would fail.
+    Exceptions raised by the program or by a provider propagate, as `pulumi up` would fail; the
+    exception carries what was declared before the failure as its `partial_run` attribute.
     """
     recorder = _Recorder(run_providers, provider_config or {}, state or {}, preview, stack_references or {})
     loop = asyncio.new_event_loop()
@@ -286,9 +287,13 @@ def run_program(
             )
         )
         body = program if callable(program) else (lambda: runpy.run_path(str(program), run_name="__main__"))
-        loop.run_until_complete(run_in_stack(body))
-        if run_providers and not preview:
-            recorder.delete_undeclared()
+        try:
+            loop.run_until_complete(run_in_stack(body))
+            if run_providers and not preview:
+                recorder.delete_undeclared()
+        except BaseException as error:
+            error.partial_run = _program_run(recorder, dict(state or {}))  # type: ignore[attr-defined]
+            raise
     finally:
         pending = asyncio.all_tasks(loop)
         for task in pending:
@@ -298,11 +303,15 @@ def run_program(
         asyncio.set_event_loop(None)
         settings.reset_options()
         set_all_config({}, [])
+    return _program_run(recorder, recorder.state if run_providers and not preview else dict(state or {}))
+
+
+def _program_run(recorder: _Recorder, state: dict[str, dict[str, Any]]) -> ProgramRun:
     return ProgramRun(
         resources=recorder.resources,
         outputs=recorder.stack_outputs,
         secret_outputs=recorder.stack_secret_outputs,
-        state=recorder.state if run_providers and not preview else dict(state or {}),
+        state=state,
         operations=recorder.operations,
         logs=recorder.logs,
     )
