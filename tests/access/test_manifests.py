@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pulumi
 import pytest
-import yaml
 
 from components.dapr import check_component, check_manifests, check_rendered, check_secret, check_secret_references
 from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
 from components.settings import parse_settings
 from components.uri import pooled_host, postgres_uri
+from tests.support.manifests import declared_manifests, write_manifests
 from tests.support.pulumi_mocks import ProgramRun, run_program
 
 PASSWORD = "app-password/with:odd@chars"
@@ -52,20 +52,6 @@ def declare(config: dict[str, str], *, password: str = PASSWORD) -> ProgramRun:
     return run_program(program, config=config)
 
 
-def manifests(run: ProgramRun) -> list[dict]:
-    """The objects as the Kubernetes provider would receive them: Secret inputs, ConfigGroup objs."""
-    objects = [copy.deepcopy(r.inputs) for r in run.of_type("kubernetes:core/v1:Secret")]
-    for group in run.of_type("kubernetes:yaml/v2:ConfigGroup"):
-        objects += copy.deepcopy(group.inputs["objs"])
-    return objects
-
-
-def render(objects: list[dict], directory: Path) -> Path:
-    for index, obj in enumerate(objects):
-        (directory / f"{index}-{obj['kind'].lower()}.yaml").write_text(yaml.safe_dump(obj))
-    return directory
-
-
 RENDER = {"neon-stack:kubernetesMode": "render", "neon-stack:daprScopes": '["chatkit=chat-api,chat-worker"]'}
 
 
@@ -80,16 +66,16 @@ def by_kind(objects: list[dict], kind: str, namespace: str) -> dict:
 
 
 def test_rendered_manifests_pass_every_check(declared: ProgramRun, tmp_path: Path) -> None:
-    objects = manifests(declared)
+    objects = declared_manifests(declared)
     assert sorted(o["kind"] for o in objects) == ["Component", "Component", "Secret", "Secret"]
-    directory = render(objects, tmp_path)
+    directory = write_manifests(objects, tmp_path)
     assert check_rendered(directory) == []
     for secret in (o for o in objects if o["kind"] == "Secret"):
         kubernetes_validate.validate(secret, "1.33.0", strict=True)
 
 
 def test_secret_carries_the_pooled_uri_and_libpq_variables(declared: ProgramRun) -> None:
-    secret = by_kind(manifests(declared), "Secret", "chatkit")
+    secret = by_kind(declared_manifests(declared), "Secret", "chatkit")
     assert secret["type"] == "Opaque"
     assert secret["metadata"]["name"] == "postgres-credentials"
     assert secret["metadata"]["labels"] == {
@@ -124,7 +110,7 @@ def test_secret_data_is_secret_in_state(declared: ProgramRun) -> None:
 
 
 def test_component_is_dapr_postgres_v2_through_the_secret(declared: ProgramRun) -> None:
-    objects = manifests(declared)
+    objects = declared_manifests(declared)
     component = by_kind(objects, "Component", "chatkit")
     assert component["apiVersion"] == "dapr.io/v1alpha1"
     assert component["metadata"]["name"] == "statestore"
@@ -163,13 +149,13 @@ def test_namespace_is_made_or_required() -> None:
     cluster = declare({"neon-stack:createNamespaces": "false", "neon-stack:kubeContext": "staging"})
     namespaces = cluster.of_type("kubernetes:core/v1:Namespace")
     assert sorted((n.read, n.name) for n in namespaces) == [(True, "chatkit-namespace"), (True, "learnflow-namespace")]
-    assert by_kind(manifests(cluster), "Secret", "chatkit")["metadata"]["namespace"] == "chatkit"
+    assert by_kind(declared_manifests(cluster), "Secret", "chatkit")["metadata"]["namespace"] == "chatkit"
     assert cluster.one("pulumi:providers:kubernetes", "k8s").inputs == {"context": "staging"}
 
 
 def test_channel_binding_setting_reaches_database_url() -> None:
     run = declare({**RENDER, "neon-stack:channelBinding": "true"})
-    secret = by_kind(manifests(run), "Secret", "learnflow")
+    secret = by_kind(declared_manifests(run), "Secret", "learnflow")
     url = base64.b64decode(secret["data"]["DATABASE_URL"]).decode()
     assert url.endswith("sslmode=require&channel_binding=require")
     assert base64.b64decode(secret["data"]["PGCHANNELBINDING"]) == b"require"
@@ -180,7 +166,7 @@ def test_channel_binding_setting_reaches_database_url() -> None:
 
 @pytest.fixture
 def good(declared: ProgramRun) -> tuple[dict, dict]:
-    objects = manifests(declared)
+    objects = declared_manifests(declared)
     return by_kind(objects, "Secret", "chatkit"), by_kind(objects, "Component", "chatkit")
 
 
