@@ -1,0 +1,427 @@
+"""Applying migration files to a database: history table, transaction-level advisory lock, plan, apply.
+
+Every file runs in its own transaction that first takes `pg_advisory_xact_lock`, then sets the
+timeouts with SET LOCAL, runs the file's statements and writes the history row: a file is either
+applied and recorded, or not at all, and concurrent appliers (also through a transaction pooler)
+apply each file exactly once. Nothing is set at session level and nothing is prepared, so the
+same code works over PgBouncer in transaction mode. A failed attempt is recorded (error and
+failing statement) in a transaction of its own after the rollback.
+
+A no-transaction file cannot hold the lock while it runs; it is claimed instead (a row naming the
+applying session, committed under the lock), and other appliers wait while that session lives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+from components.schema.files import MigrationFile, MigrationFileError
+from components.uri import redact
+
+HISTORY_SCHEMA = "neon_stack"
+HISTORY_TABLE = f"{HISTORY_SCHEMA}.schema_migrations"
+# Key of the transaction-level advisory lock that serializes appliers of one database.
+LOCK_KEY = 0x6E656F6E5F6D6967  # "neon_mig"
+
+_CREATE_HISTORY = f"""
+CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version TEXT NOT NULL,
+    description TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('versioned', 'repeatable', 'baseline')),
+    checksum TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    applied_by TEXT NOT NULL DEFAULT current_user,
+    execution_ms INTEGER NOT NULL,
+    success BOOLEAN NOT NULL,
+    error TEXT,
+    failing_statement TEXT
+)"""
+
+CLAIMS_TABLE = f"{HISTORY_SCHEMA}.schema_migration_claims"
+CLAIM_POLL_SECONDS = 0.2
+
+# Which session is running a no-transaction file (such a file cannot hold the lock while it runs).
+_CREATE_CLAIMS = f"""
+CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (
+    version TEXT PRIMARY KEY,
+    backend_pid INTEGER NOT NULL,
+    backend_start TIMESTAMPTZ NOT NULL,
+    claimed_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+)"""
+
+_LIVE_CLAIM = f"""
+SELECT EXISTS (
+    SELECT FROM {CLAIMS_TABLE} c JOIN pg_stat_activity a ON a.pid = c.backend_pid AND a.backend_start = c.backend_start
+    WHERE c.version = %s)"""
+
+_TAKE_CLAIM = f"""
+INSERT INTO {CLAIMS_TABLE} (version, backend_pid, backend_start)
+SELECT %s, pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
+ON CONFLICT (version) DO UPDATE SET backend_pid = EXCLUDED.backend_pid, backend_start = EXCLUDED.backend_start,
+    claimed_at = clock_timestamp()"""
+
+_LATEST_SUCCESS = f"""
+SELECT DISTINCT ON (version) version, description, checksum, kind
+FROM {HISTORY_TABLE} WHERE success ORDER BY version, id DESC"""
+
+_TABLES = f"""
+SELECT n.nspname || '.' || c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('information_schema', '{HISTORY_SCHEMA}')
+  AND n.nspname NOT LIKE 'pg\\_%'
+ORDER BY 1"""
+
+Report = Callable[[str], None]
+
+
+class MigrationError(RuntimeError):
+    """A refusal or a failed migration; the message names the file and never holds a password."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to apply: safety switches and the SET LOCAL timeouts of every migration transaction."""
+
+    allow_destructive: bool = True
+    allow_out_of_order: bool = False
+    lock_timeout: str = "10s"
+    statement_timeout: str = "15min"
+    baseline_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The latest successful history entry of one version."""
+
+    version: str
+    description: str
+    checksum: str
+    kind: str
+
+
+@dataclass
+class Plan:
+    """What applying would do, computed from the files and the history without touching the database."""
+
+    pending: list[MigrationFile]
+    baseline: list[MigrationFile]
+    applied: dict[str, Applied]
+    missing_files: list[Applied]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    applied: dict[str, Applied]
+    tables: list[str]
+
+    @property
+    def applied_versions(self) -> list[str]:
+        """Versioned files applied or baselined, in version order."""
+        return sorted((v for v, a in self.applied.items() if a.kind != "repeatable"), key=int)
+
+    @property
+    def latest_version(self) -> str:
+        versions = self.applied_versions
+        return versions[-1] if versions else ""
+
+    @property
+    def checksums(self) -> dict[str, str]:
+        return {version: self.applied[version].checksum for version in sorted(self.applied)}
+
+
+def make_plan(files: Sequence[MigrationFile], applied: dict[str, Applied], options: Options) -> Plan:
+    """Check the files against the history and list what to run; refusals raise MigrationFileError."""
+    by_version = {f.version: f for f in files}
+    for file in files:
+        done = applied.get(file.version)
+        if done and not file.repeatable and done.checksum != file.checksum:
+            raise MigrationFileError(
+                f"{file.filename}: changed after it was applied (applied checksum {done.checksum[:12]}, "
+                f"file checksum {file.checksum[:12]}); add a new migration instead of editing an applied one"
+            )
+    versioned_applied = [int(v) for v, a in applied.items() if a.kind != "repeatable"]
+    highest = max(versioned_applied, default=None)
+    if options.baseline_version and not options.baseline_version.isdigit():
+        raise MigrationFileError(f"baseline version {options.baseline_version!r} is not a version number (NNNN)")
+    baseline_number = int(options.baseline_version) if options.baseline_version else None
+    baseline, pending = [], []
+    for file in files:
+        if file.repeatable:
+            if file.version not in applied or applied[file.version].checksum != file.checksum:
+                pending.append(file)
+        elif file.version not in applied:
+            if baseline_number is not None and file.number <= baseline_number:
+                baseline.append(file)
+                continue
+            if highest is not None and file.number < highest and not options.allow_out_of_order:
+                raise MigrationFileError(
+                    f"{file.filename}: version {file.version} is below the highest applied version "
+                    f"{highest:04d} (out of order; allow out-of-order migrations to apply it)"
+                )
+            pending.append(file)
+    warnings = []
+    for file in pending:
+        if file.destructive_statements:
+            if not options.allow_destructive:
+                raise MigrationFileError(
+                    f"destructive changes are not allowed on this stack: {file.describe_destructive()}"
+                )
+            warnings.append(f"destructive change pending: {file.describe_destructive()}")
+    missing = [a for v, a in sorted(applied.items()) if v not in by_version and a.kind != "repeatable"]
+    warnings += [f"{a.version} ({a.description}) is applied but its file is missing" for a in missing]
+    return Plan(pending, baseline, applied, missing, warnings)
+
+
+def _password_forms(database_url: str) -> list[str]:
+    password = urlsplit(database_url).password
+    return [p for p in {password, quote(password or "", safe="")} if p] if password else []
+
+
+def scrub(text: str, database_url: str) -> str:
+    """`text` with the URL's password (plain or URL-encoded) replaced by ***."""
+    for secret in _password_forms(database_url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def connect(database_url: str) -> psycopg.Connection:
+    """An autocommit connection (transactions are explicit), with no prepared statements (poolers)."""
+    try:
+        return psycopg.connect(database_url, autocommit=True, prepare_threshold=None, connect_timeout=15)
+    except psycopg.Error as error:
+        raise MigrationError(
+            f"cannot connect to {redact(database_url)}: {scrub(str(error).strip(), database_url)}"
+        ) from None
+
+
+def _lock_sql(options: Options) -> sql.Composed:
+    """Serialize appliers, then bound this transaction's waits and run time (values inlined as literals,
+    so the statement can share a round trip with others)."""
+    return sql.SQL(
+        "SELECT pg_advisory_xact_lock({}), set_config('lock_timeout', {}, true), set_config('statement_timeout', {},"
+        " true)"
+    ).format(sql.Literal(LOCK_KEY), sql.Literal(options.lock_timeout), sql.Literal(options.statement_timeout))
+
+
+def _lock(conn: psycopg.Connection, options: Options) -> None:
+    conn.execute(_lock_sql(options))
+
+
+def history_exists(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HISTORY_TABLE,)).fetchone()[0]
+
+
+def read_applied(conn: psycopg.Connection) -> dict[str, Applied]:
+    if not history_exists(conn):
+        return {}
+    return {row[0]: Applied(*row) for row in conn.execute(_LATEST_SUCCESS)}
+
+
+def read_state(conn: psycopg.Connection) -> DatabaseState:
+    return DatabaseState(read_applied(conn), [row[0] for row in conn.execute(_TABLES)])
+
+
+def ensure_history(conn: psycopg.Connection, options: Options) -> None:
+    with conn.transaction():
+        _lock(conn, options)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {HISTORY_SCHEMA}")
+        conn.execute(_CREATE_HISTORY)
+        conn.execute(f"CREATE INDEX IF NOT EXISTS schema_migrations_version ON {HISTORY_TABLE} (version, id)")
+        conn.execute(_CREATE_CLAIMS)
+
+
+def _insert_sql(file: MigrationFile, kind: str, started: float, error: str | None = None,
+                statement: str | None = None) -> sql.Composed:
+    values = (file.version, file.description, kind, file.checksum, round((time.monotonic() - started) * 1000),
+              error is None, error, statement)
+    return sql.SQL(
+        f"INSERT INTO {HISTORY_TABLE} (version, description, kind, checksum, execution_ms, success, error,"
+        " failing_statement) VALUES ({})"
+    ).format(sql.SQL(", ").join(sql.Literal(v) for v in values))
+
+
+def _record(conn, file: MigrationFile, kind: str, started: float, error: str | None = None,
+            statement: str | None = None) -> None:
+    conn.execute(_insert_sql(file, kind, started, error, statement))
+
+
+def _kind(file: MigrationFile) -> str:
+    return "repeatable" if file.repeatable else "versioned"
+
+
+def _applied_checksum_sql(file: MigrationFile) -> sql.Composed:
+    return sql.SQL(
+        f"SELECT checksum FROM {HISTORY_TABLE} WHERE version = {{}} AND success ORDER BY id DESC LIMIT 1"
+    ).format(sql.Literal(file.version))
+
+
+def _is_done(file: MigrationFile, applied_checksum: str | None) -> bool:
+    """Under the lock: whether another applier got there first (an edited file is still refused)."""
+    if applied_checksum is None:
+        return False
+    if applied_checksum == file.checksum:
+        return True
+    if file.repeatable:
+        return False
+    raise MigrationFileError(f"{file.filename}: applied meanwhile with another checksum ({applied_checksum[:12]})")
+
+
+def _already_done(conn: psycopg.Connection, file: MigrationFile) -> bool:
+    row = conn.execute(_applied_checksum_sql(file)).fetchone()
+    return _is_done(file, row[0] if row else None)
+
+
+def _failed(conn, file: MigrationFile, started: float, error: psycopg.Error, statement) -> MigrationError:
+    """Record a failed attempt in its own transaction and build the error to raise."""
+    message = str(error).strip()
+    with conn.transaction():
+        _record(conn, file, _kind(file), started, message, statement.sql)
+    return MigrationError(f"{file.filename} line {statement.line}: {message} (the file was rolled back)")
+
+
+def _apply_in_transaction(conn: psycopg.Connection, file: MigrationFile, options: Options) -> bool:
+    """One transaction, in as few round trips as psql needs: the first opens it, takes the lock, sets
+    the timeouts and reads the file's history (each its own statement, so the read sees what committed
+    while waiting for the lock); then one per statement; the last writes the history row and commits."""
+    started, current = time.monotonic(), None
+    try:
+        cursor = conn.execute(sql.SQL("BEGIN; {}; {}").format(_lock_sql(options), _applied_checksum_sql(file)))
+        while cursor.nextset():
+            pass
+        row = cursor.fetchone()
+        if _is_done(file, row[0] if row else None):
+            conn.execute("COMMIT")
+            return False
+        for current in file.statements:
+            conn.execute(current.sql)
+        conn.execute(sql.SQL("{}; COMMIT").format(_insert_sql(file, _kind(file), started)))
+    except BaseException as error:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        if isinstance(error, psycopg.Error) and current is not None:
+            raise _failed(conn, file, started, error, current) from None
+        raise
+    return True
+
+
+def _claim(conn: psycopg.Connection, file: MigrationFile, options: Options) -> bool:
+    """Claim a no-transaction file for this session; False if it got applied meanwhile.
+
+    A claim by another session that is still connected is waited for; a claim left by a session
+    that died (killed applier) is taken over.
+    """
+    while True:
+        with conn.transaction():
+            _lock(conn, options)
+            if _already_done(conn, file):
+                return False
+            if not conn.execute(_LIVE_CLAIM, (file.version,)).fetchone()[0]:
+                conn.execute(_TAKE_CLAIM, (file.version,))
+                return True
+        time.sleep(CLAIM_POLL_SECONDS)
+
+
+def _apply_without_transaction(conn: psycopg.Connection, file: MigrationFile, options: Options) -> bool:
+    """Statement by statement in autocommit, under a claim row instead of a lock held open.
+
+    An open transaction (even one only holding an advisory lock) would make CREATE INDEX
+    CONCURRENTLY wait for it forever, so the claim is recorded and committed first. A run killed
+    half-way leaves the file unrecorded and it runs again next time: such files must be
+    idempotent (IF NOT EXISTS; drop an invalid index left by a killed build). The statements run
+    without the SET LOCAL timeouts, which need a transaction.
+    """
+    if not _claim(conn, file, options):
+        return False
+    started, failure = time.monotonic(), None
+    for statement in file.statements:
+        try:
+            conn.execute(statement.sql)
+        except psycopg.Error as error:
+            failure = (statement, str(error).strip())
+            break
+    with conn.transaction():
+        _lock(conn, options)
+        _record(conn, file, _kind(file), started, *((failure[1], failure[0].sql) if failure else ()))
+        conn.execute(f"DELETE FROM {CLAIMS_TABLE} WHERE version = %s", (file.version,))
+    if failure:
+        raise MigrationError(
+            f"{file.filename} line {failure[0].line}: {failure[1]} (no-transaction file: statements before this "
+            "one stay applied)"
+        )
+    return True
+
+
+def _apply_baseline(conn: psycopg.Connection, files: Iterable[MigrationFile], options: Options) -> list[str]:
+    """Record files as applied without running them, once the tables they create are verified."""
+    done = []
+    with conn.transaction():
+        _lock(conn, options)
+        applied = read_applied(conn)
+        for file in files:
+            if file.version in applied:
+                continue
+            for table in file.created_tables:
+                if conn.execute("SELECT to_regclass(%s) IS NULL", (table,)).fetchone()[0]:
+                    raise MigrationFileError(
+                        f"{file.filename}: cannot baseline, table {table} that it creates does not exist"
+                    )
+            _record(conn, file, "baseline", time.monotonic())
+            done.append(file.version)
+    return done
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: list[str]
+    baselined: list[str]
+    state: DatabaseState
+    warnings: list[str]
+
+
+def _guard(database_url: str, work: Callable[[], object]):
+    """Run `work`, turning any database error into a MigrationError free of the password."""
+    try:
+        return work()
+    except psycopg.Error as error:
+        raise MigrationError(scrub(str(error).strip(), database_url)) from None
+
+
+def plan(database_url: str, files: Sequence[MigrationFile], options: Options) -> tuple[Plan, DatabaseState]:
+    """The plan against the database's history (read only: the history table is not created)."""
+    with connect(database_url) as conn:
+        state = _guard(database_url, lambda: read_state(conn))
+    return make_plan(files, state.applied, options), state
+
+
+def apply(database_url: str, files: Sequence[MigrationFile], options: Options,
+          report: Report = lambda _: None) -> ApplyResult:
+    """Baseline, then apply every pending file in order; refusals happen before any file runs."""
+    with connect(database_url) as conn:
+        def run() -> ApplyResult:
+            the_plan = make_plan(files, read_applied(conn), options)
+            ensure_history(conn, options)
+            baselined = _apply_baseline(conn, the_plan.baseline, options) if the_plan.baseline else []
+            for version in baselined:
+                report(f"baselined {version}")
+            applied = []
+            for file in the_plan.pending:
+                started = time.monotonic()
+                if file.no_transaction:
+                    ran = _apply_without_transaction(conn, file, options)
+                else:
+                    ran = _apply_in_transaction(conn, file, options)
+                if ran:
+                    applied.append(file.version)
+                    report(f"applied {file.filename} in {(time.monotonic() - started) * 1000:.0f} ms")
+            return ApplyResult(applied, baselined, read_state(conn), the_plan.warnings)
+
+        return _guard(database_url, run)
