@@ -10,6 +10,8 @@ import pytest
 
 from components.emulator.servers import PgBouncer, PostgresServer, start_pgbouncer, start_postgres
 
+pytest_plugins = ["tests.support.neon_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:

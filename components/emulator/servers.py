@@ -247,3 +247,101 @@ logfile = {directory / 'pgbouncer.log'}
         process.kill()
         raise RuntimeError("pgbouncer did not start listening within 10 s")
     return PgBouncer(directory=directory, port=port, process=process)
+
+
+def clone_postgres(source: PostgresServer, base: Path | None = None) -> PostgresServer:
+    """A new cluster started from a physical copy (pg_basebackup) of a running one.
+
+    The copy keeps the source's data, roles, passwords and superuser password; it gets its own
+    directory, certificate and port. The local stand-in for creating a Neon branch.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="neon-stack-pg-", dir=base))
+    ids = _server_user()
+    if ids:
+        os.chown(directory, *ids)
+    data = directory / "data"
+    try:
+        _run(
+            [
+                str(source.pg_bin / "pg_basebackup"), "-D", str(data), "-h", source.host, "-p", str(source.port),
+                "-U", SUPERUSER, "-X", "stream", "--checkpoint=fast", "--no-sync", "--no-password",
+            ],
+            env={**os.environ, "PGPASSWORD": source.password},
+        )
+        cert, key = _copy_certificate(source.cert, source.key, directory)
+        port = _start_copied_cluster(source.pg_bin, directory, cert, key)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return PostgresServer(
+        directory=directory, port=port, password=source.password, pg_bin=source.pg_bin, cert=cert, key=key
+    )
+
+
+@dataclass
+class PostgresTemplate:
+    """A stopped, initialised cluster: new clusters start as copies of it, without initdb."""
+
+    directory: Path
+    password: str
+    pg_bin: Path
+    cert: Path
+    key: Path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def make_postgres_template(base: Path | None = None, prepare=None) -> PostgresTemplate:
+    """initdb once; `prepare(server)` may set the cluster up (roles...) before it is stopped."""
+    server = start_postgres(base)
+    try:
+        if prepare is not None:
+            prepare(server)
+        _run([str(server.pg_bin / "pg_ctl"), "-D", str(server.directory / "data"), "-m", "fast", "-w", "stop"])
+    except BaseException:
+        server.stop()
+        raise
+    return PostgresTemplate(server.directory, server.password, server.pg_bin, server.cert, server.key)
+
+
+def start_postgres_from_template(template: PostgresTemplate, base: Path | None = None) -> PostgresServer:
+    """A new running cluster copied from a template (same superuser password, own port)."""
+    directory = Path(tempfile.mkdtemp(prefix="neon-stack-pg-", dir=base))
+    try:
+        subprocess.run(["cp", "-a", str(template.directory / "data"), str(directory / "data")], check=True)
+        ids = _server_user()
+        if ids:
+            os.chown(directory, *ids)
+        cert, key = _copy_certificate(template.cert, template.key, directory)
+        port = _start_copied_cluster(template.pg_bin, directory, cert, key)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return PostgresServer(
+        directory=directory, port=port, password=template.password, pg_bin=template.pg_bin, cert=cert, key=key
+    )
+
+
+def _copy_certificate(cert: Path, key: Path, directory: Path) -> tuple[Path, Path]:
+    """The server certificate and key of another cluster, copied into `directory` (mode kept)."""
+    copies = directory / "server.crt", directory / "server.key"
+    for source, target in zip((cert, key), copies, strict=True):
+        shutil.copy2(source, target)
+        ids = _server_user()
+        if ids:
+            os.chown(target, *ids)
+    return copies
+
+
+def _start_copied_cluster(pg_bin: Path, directory: Path, cert: Path, key: Path) -> int:
+    """Start the cluster in `directory/data` on a free port; the port."""
+    port = free_port()
+    options = (
+        f"-c listen_addresses={POSTGRES_ADDRESS} -c port={port} -c unix_socket_directories={directory} "
+        f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    pg_ctl = str(pg_bin / "pg_ctl")
+    _run([pg_ctl, "-D", str(directory / "data"), "-l", str(directory / "log"), "-o", options, "-w", "start"])
+    return port

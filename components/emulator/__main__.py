@@ -1,0 +1,52 @@
+"""`python -m components.emulator`: a local Neon API (fake control plane, real PostgreSQL) until Ctrl-C.
+
+Prints the `neon:apiUrl` and API key to configure; every cluster it starts is stopped and removed
+on exit (Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import threading
+
+from components.emulator.api_server import ApiServer
+from components.emulator.neon_fake import NeonFake
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m components.emulator", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4010, help="port to listen on (default 4010; 0 = any free port)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("NEON_EMULATOR_API_KEY"),
+        help="API key clients must send (default $NEON_EMULATOR_API_KEY, else a random one)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    fake = NeonFake(api_key=args.api_key or "neon-emulator-" + secrets.token_hex(12))
+    try:
+        server = ApiServer(fake, args.host, args.port)
+    except OSError as error:
+        fake.close()
+        parser.error(f"cannot listen on {args.host}:{args.port}: {error.strerror} (choose another --port)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"Neon API emulator listening on {server.url}", flush=True)
+    print(f"  pulumi config set neon:apiUrl {server.url}", flush=True)
+    print(f"  pulumi config set --secret neon:apiKey {fake.api_key}", flush=True)
+    print("Press Ctrl-C to stop (every PostgreSQL cluster it started is removed).", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.close()
+        print("Neon API emulator stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

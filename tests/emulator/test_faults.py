@@ -1,0 +1,66 @@
+"""Each kind of injected fault behaves as components.emulator.faults documents."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from components.emulator.computes import Compute
+from tests.emulator.helpers import create_project
+from tests.support.neon_fixtures import NeonApi
+
+
+def test_status_fault_with_retry_after_changes_nothing(neon_api: NeonApi, client: httpx.Client) -> None:
+    neon_api.faults.add("POST", "/projects", 429, times=2, retry_after=3)
+    for _ in range(2):
+        response = client.post("/projects", json={"project": {"name": "x"}})
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "3"
+        assert response.json()["message"]
+    assert neon_api.projects == {}
+    assert client.post("/projects", json={"project": {"name": "x"}}).status_code == 201
+    assert [c[2] for c in neon_api.calls] == [429, 429, 201]
+
+
+@pytest.mark.parametrize("status", [423, 500, 502, 503])
+def test_status_fault_matches_templates_and_regexes(neon_api: NeonApi, client: httpx.Client, status: int) -> None:
+    neon_api.faults.add("GET", "/projects/{project_id}", status)
+    neon_api.faults.add(None, r"/projects/[^/]+/branches", status, times=None)
+    assert client.get("/projects/some-project").status_code == status
+    assert client.get("/projects/some-project").status_code == 404  # the template rule fired once
+    assert client.get("/projects/some-project/branches").status_code == status
+    assert client.get("/projects/some-project/branches").status_code == status  # times=None: forever
+    assert client.get("/projects").status_code == 200
+
+
+def test_lost_response_after_commit(neon_api: NeonApi, client: httpx.Client) -> None:
+    neon_api.faults.lose_response_after_commit("POST", "/projects")
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/projects", json={"project": {"name": "lost"}})
+    [project] = neon_api.projects.values()
+    assert project.info["name"] == "lost"
+    found = client.get("/projects", params={"search": "lost"}).json()["projects"]
+    assert [p["id"] for p in found] == [project.id]
+
+
+def test_delayed_response_outlives_the_client_timeout(neon_api: NeonApi, client: httpx.Client) -> None:
+    project_id = create_project(client)["project"]["id"]
+    neon_api.faults.delay("PATCH", "/projects/{project_id}", seconds=1.5)
+    with pytest.raises(httpx.ReadTimeout):
+        client.patch(f"/projects/{project_id}", json={"project": {"name": "slow"}}, timeout=0.3)
+    assert neon_api.projects[project_id].info["name"] == "slow"
+
+
+def test_an_internal_failure_is_a_500_and_fails_the_test(neon_api: NeonApi, client: httpx.Client, monkeypatch) -> None:
+    created = create_project(client)
+    project_id, branch_id = created["project"]["id"], created["branch"]["id"]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("cluster gone")
+
+    monkeypatch.setattr(Compute, "create_role", broken)
+    response = client.post(f"/projects/{project_id}/branches/{branch_id}/roles", json={"role": {"name": "x"}})
+    assert response.status_code == 500
+    assert "cluster gone" in response.json()["message"]
+    assert len(neon_api.fake.response_errors) == 1
+    neon_api.fake.response_errors.clear()  # expected here; left in place it fails the test at teardown
