@@ -1,0 +1,1 @@
+"""Neon control plane: API client, dynamic providers (Project, Branch, Role, Database), NeonDatabase."""

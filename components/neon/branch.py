@@ -1,0 +1,178 @@
+"""Dynamic resource `pulumi-python:dynamic/neon:Branch`: a branch with its read-write endpoint.
+
+The endpoint is created in the same call as the branch. Project, parent, init source and point
+in time force replacement (deleting the old branch first when the new one keeps its name, since
+names are unique in a project); name and `protected` are updated in place, and the endpoint's
+compute settings are updated on the endpoint. With `adopt=True` an existing branch of the same
+name is adopted (its endpoint created or resized as needed) instead of creating one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+
+from components.neon.client import ClientPolicy, Json, NeonClient
+from components.neon.errors import NeonError, NeonNotFound
+from components.neon.provider import (
+    InputChecker,
+    NeonProvider,
+    compute_from_endpoint,
+    diff_from_state,
+    endpoint_matches,
+    endpoint_settings,
+    plain_inputs,
+)
+from components.settings import BRANCH_INIT_SOURCES
+from components.uri import pooled_host
+
+REPLACE_KEYS = ("project_id", "parent_id", "init_source", "parent_timestamp")
+UPDATE_KEYS = ("name", "protected", "min_cu", "max_cu", "suspend_timeout_seconds")
+
+
+class BranchProvider(NeonProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        c = InputChecker(news)
+        c.default("protected", False)
+        c.default("init_source", "parent-data")
+        c.default("min_cu", 0.25)
+        c.default("max_cu", 1.0)
+        c.default("suspend_timeout_seconds", 300)
+        c.default("adopt", False)
+        c.string("project_id")
+        c.string("parent_id", required=False)
+        c.string("name")
+        c.boolean("protected")
+        c.one_of("init_source", BRANCH_INIT_SOURCES)
+        c.string("parent_timestamp", required=False)
+        c.compute()
+        c.boolean("adopt")
+        return CheckResult(c.inputs, c.failures)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        same_slot = olds.get("project_id") == news.get("project_id") and olds.get("name") == news.get("name")
+        return diff_from_state(olds, news, REPLACE_KEYS, UPDATE_KEYS, delete_before_replace=same_slot)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = plain_inputs(props)
+        project_id = inputs["project_id"]
+        with self.client() as client:
+            existing = client.find_branch(project_id, inputs["name"]) if inputs.get("adopt") else None
+            if existing is None:
+                response = client.create_branch(project_id, _branch_spec(inputs), [_endpoint_spec(inputs)])
+                branch = response["branch"]
+                endpoint = next((e for e in response.get("endpoints") or [] if e.get("type") == "read_write"), None)
+            else:
+                branch, endpoint = existing, None
+            if branch.get("protected", False) != inputs["protected"]:
+                branch = client.update_branch(project_id, branch["id"], {"protected": inputs["protected"]}) or branch
+            if endpoint is None:
+                endpoint = _align_endpoint(client, project_id, branch["id"], inputs)
+        return CreateResult(branch["id"], _outputs(inputs, branch, endpoint))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        news = plain_inputs(news)
+        project_id = news["project_id"]
+        with self.client() as client:
+            changes = {k: news[k] for k in ("name", "protected") if olds.get(k) != news[k]}
+            branch = client.update_branch(project_id, id_, changes) if changes else {}
+            endpoint = _align_endpoint(client, project_id, id_, news)
+        return UpdateResult(_outputs(news, {"id": id_, "parent_id": olds.get("parent_branch_id"), **branch}, endpoint))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        project_id = props["project_id"]
+        with self.client() as client:
+            try:
+                branch = client.get_branch(project_id, id_)
+            except NeonNotFound:
+                return
+            if branch.get("protected"):
+                raise NeonError(
+                    f"Neon branch {branch.get('name', id_)!r} ({id_}) is protected and cannot be deleted: "
+                    "set protected to false and run `pulumi up` first"
+                )
+            client.delete_branch(project_id, id_)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        project_id = props["project_id"]
+        with self.client() as client:
+            try:
+                branch = client.get_branch(project_id, id_)
+            except NeonNotFound:
+                return ReadResult("", {})
+            endpoint = client.read_write_endpoint(project_id, id_)
+        inputs = plain_inputs(props)
+        refreshed = {k: branch[k] for k in ("name", "protected") if k in branch}
+        if endpoint:
+            refreshed.update(compute_from_endpoint(endpoint))
+        outs = {**inputs, **refreshed}
+        if endpoint:
+            outs.update(_endpoint_outputs(endpoint))
+        return ReadResult(id_, outs)
+
+
+def _branch_spec(inputs: dict[str, Any]) -> Json:
+    spec = {"name": inputs["name"], "protected": inputs["protected"], "init_source": inputs["init_source"]}
+    for key in ("parent_id", "parent_timestamp"):
+        if inputs.get(key):
+            spec[key] = inputs[key]
+    return spec
+
+
+def _endpoint_spec(inputs: dict[str, Any]) -> Json:
+    return {"type": "read_write", **endpoint_settings(inputs)}
+
+
+def _align_endpoint(client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any]) -> Json:
+    endpoint = client.read_write_endpoint(project_id, branch_id)
+    if endpoint is None:
+        return client.create_endpoint(project_id, {"branch_id": branch_id, **_endpoint_spec(inputs)})
+    if not endpoint_matches(endpoint, inputs):
+        endpoint = client.update_endpoint(project_id, endpoint["id"], endpoint_settings(inputs)) or endpoint
+    return endpoint
+
+
+def _endpoint_outputs(endpoint: Json) -> dict[str, Any]:
+    return {"endpoint_id": endpoint["id"], "host": endpoint["host"], "pooled_host": pooled_host(endpoint["host"])}
+
+
+def _outputs(inputs: dict[str, Any], branch: Json, endpoint: Json) -> dict[str, Any]:
+    return {
+        **inputs,
+        "branch_id": branch["id"],
+        "parent_branch_id": branch.get("parent_id") or inputs.get("parent_id"),
+        **_endpoint_outputs(endpoint),
+    }
+
+
+@dataclass
+class BranchArgs:
+    """A child branch of `parent_id` (default: the project's default branch) with a read-write endpoint."""
+
+    project_id: pulumi.Input[str]
+    name: pulumi.Input[str]
+    parent_id: pulumi.Input[str] | None = None
+    protected: pulumi.Input[bool] = False
+    init_source: pulumi.Input[str] = "parent-data"
+    parent_timestamp: pulumi.Input[str] | None = None
+    min_cu: pulumi.Input[float] = 0.25
+    max_cu: pulumi.Input[float] = 1.0
+    suspend_timeout_seconds: pulumi.Input[int] = 300
+    adopt: pulumi.Input[bool] = False
+
+
+class Branch(Resource, module="neon", name="Branch"):
+    branch_id: pulumi.Output[str]
+    parent_branch_id: pulumi.Output[str]
+    endpoint_id: pulumi.Output[str]
+    host: pulumi.Output[str]
+    pooled_host: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BranchArgs, opts: pulumi.ResourceOptions | None = None,
+                 policy: ClientPolicy | None = None):
+        outputs = ("branch_id", "parent_branch_id", "endpoint_id", "host", "pooled_host")
+        props = {**vars(args), **dict.fromkeys(outputs)}
+        super().__init__(BranchProvider(policy), name, props, opts)

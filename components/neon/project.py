@@ -1,0 +1,249 @@
+"""Dynamic resource `pulumi-python:dynamic/neon:Project`: a Neon project with its default branch.
+
+One POST creates the project, its default branch with a read-write endpoint, the owner role
+(whose password comes back once, in that answer) and the first database. With `adopt_id` an
+existing project is brought under the stack instead: nothing is recreated, mutable settings are
+aligned, and roles/databases are left to the Role and Database resources (no password is known).
+
+Region, PostgreSQL version and organization force replacement; name, history retention and
+compute settings are updated in place (compute also on the default branch's endpoint). The
+initial branch/role/database names and `adopt_id` are used at creation only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+
+from components.neon.client import ClientPolicy, Json, NeonClient
+from components.neon.errors import NeonError, NeonNotFound
+from components.neon.provider import (
+    InputChecker,
+    NeonProvider,
+    compute_from_endpoint,
+    diff_from_state,
+    endpoint_matches,
+    endpoint_settings,
+    plain_inputs,
+)
+from components.settings import NEON_REGIONS, PG_VERSIONS
+from components.uri import pooled_host
+
+REPLACE_KEYS = ("region_id", "pg_version", "org_id")
+UPDATE_KEYS = ("name", "history_retention_seconds", "min_cu", "max_cu", "suspend_timeout_seconds")
+SECRET_OUTPUTS = ["owner_password"]
+
+
+class ProjectProvider(NeonProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        c = InputChecker(news)
+        c.default("pg_version", 17)
+        c.default("history_retention_seconds", 21600)
+        c.default("min_cu", 0.25)
+        c.default("max_cu", 1.0)
+        c.default("suspend_timeout_seconds", 300)
+        c.default("branch_name", "main")
+        c.string("name")
+        c.one_of("region_id", NEON_REGIONS)
+        c.integer("pg_version", PG_VERSIONS.start, PG_VERSIONS.stop - 1)
+        c.string("org_id", required=False)
+        c.integer("history_retention_seconds", 0, 2592000)
+        c.compute()
+        c.string("branch_name")
+        c.string("role_name", max_length=63)
+        c.string("database_name", max_length=63)
+        c.string("adopt_id", required=False)
+        return CheckResult(c.inputs, c.failures)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return diff_from_state(olds, news, REPLACE_KEYS, UPDATE_KEYS)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = plain_inputs(props)
+        with self.client() as client:
+            if inputs.get("adopt_id"):
+                outs = _adopt(client, inputs)
+            else:
+                outs = _create(client, inputs)
+        return CreateResult(outs["project_id"], outs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        news = plain_inputs(news)
+        with self.client() as client:
+            _align_settings(client, id_, client.get_project(id_), news)
+            endpoint = _align_endpoint(client, id_, olds["default_branch_id"], news)
+        return UpdateResult({**olds, **news, **_endpoint_outputs(endpoint)})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with self.client() as client:
+            client.delete_project(id_)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        with self.client() as client:
+            try:
+                project = client.get_project(id_)
+            except NeonNotFound:
+                return ReadResult("", {})
+            endpoint = client.read_write_endpoint(id_, props["default_branch_id"]) or {}
+        settings = project.get("default_endpoint_settings") or {}
+        refreshed = {
+            "name": project.get("name", props.get("name")),
+            "region_id": project.get("region_id", props.get("region_id")),
+            "pg_version": project.get("pg_version", props.get("pg_version")),
+            "history_retention_seconds": project.get(
+                "history_retention_seconds", props.get("history_retention_seconds")
+            ),
+            **compute_from_endpoint(settings),
+            **(_endpoint_outputs(endpoint) if endpoint else {}),
+        }
+        return ReadResult(id_, {**plain_inputs(props), **refreshed})
+
+
+def _create(client: NeonClient, inputs: dict[str, Any]) -> dict[str, Any]:
+    spec: Json = {
+        "name": inputs["name"],
+        "region_id": inputs["region_id"],
+        "pg_version": inputs["pg_version"],
+        "history_retention_seconds": inputs["history_retention_seconds"],
+        "default_endpoint_settings": endpoint_settings(inputs),
+        "branch": {
+            "name": inputs["branch_name"],
+            "role_name": inputs["role_name"],
+            "database_name": inputs["database_name"],
+        },
+    }
+    if inputs.get("org_id"):
+        spec["org_id"] = inputs["org_id"]
+    response = client.create_project(spec)
+    project_id = response["project"]["id"]
+    branch = response.get("branch") or _default_branch(client, project_id)
+    endpoint = next((e for e in response.get("endpoints") or [] if e.get("type") == "read_write"), None)
+    endpoint = endpoint or _ensure_endpoint(client, project_id, branch["id"], inputs)
+    role = next((r for r in response.get("roles") or [] if r.get("name") == inputs["role_name"]), {})
+    password = role.get("password") or client.reset_role_password(project_id, branch["id"], inputs["role_name"])
+    return _outputs(inputs, project_id, branch["id"], endpoint, password)
+
+
+def _adopt(client: NeonClient, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Bring an existing project under the stack; immutable settings must already match."""
+    project_id = inputs["adopt_id"]
+    try:
+        project = client.get_project(project_id)
+    except NeonNotFound:
+        raise NeonError(f"cannot adopt Neon project {project_id}: it does not exist (adopt_id)") from None
+    for key in REPLACE_KEYS:
+        live, wanted = project.get(key), inputs.get(key)
+        if wanted is not None and live is not None and live != wanted:
+            raise NeonError(
+                f"cannot adopt Neon project {project_id}: its {key} is {live!r} but the stack asks for "
+                f"{wanted!r}, which Neon cannot change; set {key} to {live!r}"
+            )
+    _align_settings(client, project_id, project, inputs)
+    branch = _default_branch(client, project_id)
+    endpoint = _align_endpoint(client, project_id, branch["id"], inputs)
+    return _outputs(inputs, project_id, branch["id"], endpoint, None)
+
+
+def _default_branch(client: NeonClient, project_id: str) -> Json:
+    branches = client.list_branches(project_id)
+    found = next((b for b in branches if b.get("default") or b.get("primary")), None)
+    if found is None:
+        raise NeonError(f"Neon project {project_id} has no default branch")
+    return found
+
+
+def _ensure_endpoint(client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any]) -> Json:
+    endpoint = client.read_write_endpoint(project_id, branch_id)
+    if endpoint is None:
+        return client.create_endpoint(
+            project_id, {"branch_id": branch_id, "type": "read_write", **endpoint_settings(inputs)}
+        )
+    return endpoint
+
+
+def _align_settings(client: NeonClient, project_id: str, project: Json, inputs: dict[str, Any]) -> None:
+    """PATCH the project's mutable settings when they differ from the inputs."""
+    wanted: Json = {
+        "name": inputs["name"],
+        "history_retention_seconds": inputs["history_retention_seconds"],
+        "default_endpoint_settings": endpoint_settings(inputs),
+    }
+    current_defaults = project.get("default_endpoint_settings") or {}
+    if (
+        project.get("name") != wanted["name"]
+        or project.get("history_retention_seconds") != wanted["history_retention_seconds"]
+        or not endpoint_matches(current_defaults, inputs)
+    ):
+        client.update_project(project_id, wanted)
+
+
+def _align_endpoint(client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any]) -> Json:
+    """The branch's read-write endpoint, created or resized to match the inputs."""
+    endpoint = _ensure_endpoint(client, project_id, branch_id, inputs)
+    if not endpoint_matches(endpoint, inputs):
+        endpoint = client.update_endpoint(project_id, endpoint["id"], endpoint_settings(inputs)) or endpoint
+    return endpoint
+
+
+def _endpoint_outputs(endpoint: Json) -> dict[str, Any]:
+    return {"endpoint_id": endpoint["id"], "host": endpoint["host"], "pooled_host": pooled_host(endpoint["host"])}
+
+
+def _outputs(
+    inputs: dict[str, Any], project_id: str, branch_id: str, endpoint: Json, password: str | None
+) -> dict[str, Any]:
+    return {
+        **inputs,
+        "project_id": project_id,
+        "default_branch_id": branch_id,
+        **_endpoint_outputs(endpoint),
+        "owner_role": inputs["role_name"],
+        "owner_password": password,
+    }
+
+
+@dataclass
+class ProjectArgs:
+    """Inputs of a Neon project. `role_name`/`database_name` name the owner role and first database."""
+
+    name: pulumi.Input[str]
+    region_id: pulumi.Input[str]
+    role_name: pulumi.Input[str]
+    database_name: pulumi.Input[str]
+    pg_version: pulumi.Input[int] = 17
+    org_id: pulumi.Input[str] | None = None
+    history_retention_seconds: pulumi.Input[int] = 21600
+    min_cu: pulumi.Input[float] = 0.25
+    max_cu: pulumi.Input[float] = 1.0
+    suspend_timeout_seconds: pulumi.Input[int] = 300
+    branch_name: pulumi.Input[str] = "main"
+    adopt_id: pulumi.Input[str] | None = None
+
+
+class Project(Resource, module="neon", name="Project"):
+    project_id: pulumi.Output[str]
+    default_branch_id: pulumi.Output[str]
+    endpoint_id: pulumi.Output[str]
+    host: pulumi.Output[str]
+    pooled_host: pulumi.Output[str]
+    owner_role: pulumi.Output[str]
+    owner_password: pulumi.Output[str | None]
+    database_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ProjectArgs, opts: pulumi.ResourceOptions | None = None,
+                 policy: ClientPolicy | None = None):
+        props = {
+            **vars(args),
+            "project_id": None,
+            "default_branch_id": None,
+            "endpoint_id": None,
+            "host": None,
+            "pooled_host": None,
+            "owner_role": None,
+            "owner_password": None,
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
+        super().__init__(ProjectProvider(policy), name, props, opts)
