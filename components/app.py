@@ -31,7 +31,7 @@ class ApplicationArgs:
     kubernetes_provider: k8s.Provider
     """The explicit Kubernetes provider built from those settings."""
     protect: bool
-    """Protect the Kubernetes objects (production)."""
+    """Protect (and retain on delete) the migrations, the app role and the Kubernetes objects (production)."""
 
 
 class Application(pulumi.ComponentResource):
@@ -52,7 +52,7 @@ class Application(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApplicationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("neon-stack:app:Application", name, None, opts)
         app, access = args.app, args.access
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
 
         schema = Migrations(
             f"{name}-schema",
@@ -79,7 +79,7 @@ class Application(pulumi.ComponentResource):
                 dapr_schema=DAPR_SCHEMA,
                 password_version=app.password_version,
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[schema]),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[schema])),
         )
         app_database_url = pulumi.Output.secret(
             pulumi.Output.all(role.role_name, role.password, access.pooled_host, access.database).apply(

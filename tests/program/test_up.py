@@ -116,7 +116,9 @@ def test_prod_protects_resources_and_refuses_destructive_migrations(neon_api, sc
     for resource in protected:
         assert resource.options["protect"] and resource.options["retain_on_delete"], resource.name
     for app in APPS:
-        assert run.one("kubernetes:core/v1:Secret", f"{app}-kubernetes-secret").options["protect"]
+        for type_, name in [("kubernetes:core/v1:Secret", f"{app}-kubernetes-secret"),
+                            ("postgres:AppRole", f"{app}-role"), ("schema:Migrations", f"{app}-schema")]:
+            assert run.one(type_, name).options["protect"], name
 
     (schema_copy / "learnflow" / "0099_drop_struggles.sql").write_text("DROP TABLE struggles;\n")
     with pytest.raises(Exception, match=r"0099_drop_struggles\.sql") as refused:
