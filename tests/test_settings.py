@@ -1,27 +1,14 @@
 """Stack settings: defaults, the stack files, and every invalid value reported with its key."""
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from components.settings import DEFAULTS, PROJECT_ROOT, SettingsError, parse_settings
+from tests.support.stack_config import stack_file_config
 
 SIMPLE_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
-
-
-def as_pulumi_passes_it(value):
-    """Pulumi hands a program scalars as strings and lists as JSON."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list):
-        return json.dumps(value)
-    return str(value)
-
-
-def is_secure(value):
-    return isinstance(value, dict) and "secure" in value
 
 
 @pytest.fixture
@@ -167,6 +154,5 @@ def test_pulumi_yaml_declares_every_setting_with_its_default():
 @pytest.mark.parametrize("stack_file", sorted(PROJECT_ROOT.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
 def test_stack_files_parse(stack_file: Path):
     stack = stack_file.name.split(".")[1]
-    values = yaml.safe_load(stack_file.read_text()).get("config", {})
-    settings = parse_settings({k: as_pulumi_passes_it(v) for k, v in values.items() if not is_secure(v)}, stack)
+    settings = parse_settings(stack_file_config(stack), stack)
     assert settings.stack == stack

@@ -6,31 +6,16 @@ and Kubernetes is in render mode (the objects are taken from what the program de
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 import components.settings as settings_module
 from components.settings import PROJECT_ROOT
 from tests.support.pulumi_mocks import ProgramRun, run_program
-
-
-def stack_file_config(stack: str) -> dict[str, str]:
-    """A stack file's config as Pulumi hands it to the program: scalars as strings, lists as JSON."""
-    values = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    as_text = {}
-    for key, value in values.items():
-        if isinstance(value, bool):
-            as_text[key] = str(value).lower()
-        elif isinstance(value, list):
-            as_text[key] = json.dumps(value)
-        else:
-            as_text[key] = str(value)
-    return as_text
+from tests.support.stack_config import stack_file_config
 
 
 @pytest.fixture
@@ -61,26 +46,21 @@ class Deployer:
         self.state: dict[str, Any] | None = None
 
     def up(self) -> ProgramRun:
+        return self._run(PROJECT_ROOT, self.config)
+
+    def destroy(self) -> ProgramRun:
+        """An empty program: the engine deletes everything the state holds."""
+        return self._run(lambda: None, {})
+
+    def _run(self, program: Any, config: dict[str, str]) -> ProgramRun:
         run = run_program(
-            PROJECT_ROOT,
-            config=self.config,
+            program,
+            config=config,
             stack=self.stack,
             run_providers=True,
             provider_config={"neon:apiUrl": self.neon_api.url, "neon:apiKey": self.neon_api.api_key},
             state=self.state,
             stack_references=self.stack_references,
-        )
-        self.state = run.state
-        return run
-
-    def destroy(self) -> ProgramRun:
-        run = run_program(
-            lambda: None,
-            config={},
-            stack=self.stack,
-            run_providers=True,
-            provider_config={"neon:apiUrl": self.neon_api.url, "neon:apiKey": self.neon_api.api_key},
-            state=self.state,
         )
         self.state = run.state
         return run
