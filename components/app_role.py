@@ -59,6 +59,10 @@ class AppRoleError(RuntimeError):
     """The role could not be ensured or removed; the message never carries a password."""
 
 
+class DatabaseGone(AppRoleError):
+    """The role's database no longer exists, and with it every grant the role had there."""
+
+
 def new_password() -> str:
     """256 random bits, URL-safe (no quoting trouble in URIs or Kubernetes Secrets)."""
     return secrets.token_urlsafe(32)
@@ -111,8 +115,11 @@ class AppRoleProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh: the role is still there (state unchanged) or gone (empty id); nothing new is read."""
-        with _connection(props) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (props["role_name"],)).fetchone()
+        try:
+            with _connection(props) as conn:
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (props["role_name"],)).fetchone()
+        except DatabaseGone:
+            exists = None
         if not exists:
             return ReadResult("", {})
         inputs = {k: props[k] for k in (*IDENTIFIER_FIELDS, "password_version", "admin_url") if k in props}
@@ -122,8 +129,8 @@ class AppRoleProvider(ResourceProvider):
         try:
             with _connection(props) as conn:
                 _drop(conn, props)
-        except psycopg.errors.InvalidCatalogName:
-            return  # the database is gone, and with it everything the role had there
+        except DatabaseGone:
+            return
 
 
 def _differs(old: Any, new: Any) -> bool:
@@ -149,9 +156,12 @@ def _connection(props: dict[str, Any], *secrets_to_hide: str) -> Iterator[psycop
         with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, prepare_threshold=None) as conn:
             with conn.transaction():
                 yield conn
-    except psycopg.errors.InvalidCatalogName:
-        raise
     except psycopg.Error as error:
+        database = psycopg.conninfo.conninfo_to_dict(url).get("dbname")
+        # Refused at connection time, the error carries no SQLSTATE: only the server's message tells.
+        refused = f'database "{database}" does not exist' in str(error)
+        if refused or isinstance(error, psycopg.errors.InvalidCatalogName):
+            raise DatabaseGone(f"database {database!r} does not exist") from None
         message = str(error)
         for secret in hidden:
             message = message.replace(secret, "***")
@@ -282,5 +292,6 @@ class AppRole(pulumi.dynamic.Resource, module="postgres", name="AppRole"):
             "password_version": args.password_version,
             "password": None,
         }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["password"]))
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["password", "admin_url"])
+        opts = pulumi.ResourceOptions.merge(opts, secret_outputs)
         super().__init__(AppRoleProvider(), name, props, opts)

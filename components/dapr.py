@@ -18,16 +18,15 @@ from typing import Any
 
 import yaml
 
+from components.settings import DNS_LABEL, DNS_SUBDOMAIN, GO_DURATION
+
 API_VERSION = "dapr.io/v1alpha1"
 KIND = "Component"
 STATE_STORE_TYPE = "state.postgresql"
 STATE_STORE_VERSION = "v2"
 CONNECTION_STRING_KEY = "DATABASE_URL"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 _COMPONENT_TYPE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_-]+)+$")
 _COMPONENT_VERSION = re.compile(r"^v[0-9]+(alpha[0-9]*|beta[0-9]*)?$")
 
@@ -99,10 +98,10 @@ def _object_meta(obj: Mapping[str, Any], label: str) -> list[str]:
         return [f"{label}: metadata is required and must be an object"]
     problems = _unknown_fields(meta, _OBJECT_META_FIELDS, f"{label}: metadata")
     name = meta.get("name")
-    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name) or len(name) > 253:
+    if not isinstance(name, str) or not DNS_SUBDOMAIN.match(name) or len(name) > 253:
         problems.append(f"{label}: metadata.name {name!r} is not a DNS-1123 subdomain")
     namespace = meta.get("namespace")
-    if namespace is not None and (not isinstance(namespace, str) or not _DNS_LABEL.match(namespace)
+    if namespace is not None and (not isinstance(namespace, str) or not DNS_LABEL.match(namespace)
                                   or len(namespace) > 63):
         problems.append(f"{label}: metadata.namespace {namespace!r} is not a DNS-1123 label")
     for field in ("labels", "annotations"):
@@ -146,7 +145,7 @@ def _component_spec(spec: Any, label: str) -> list[str]:
         problems.append(f"{label}: spec.type is required, such as state.postgresql")
     if not isinstance(spec.get("version"), str) or not _COMPONENT_VERSION.match(spec["version"]):
         problems.append(f"{label}: spec.version is required, such as v2")
-    if "initTimeout" in spec and not (isinstance(spec["initTimeout"], str) and _GO_DURATION.match(spec["initTimeout"])):
+    if "initTimeout" in spec and not (isinstance(spec["initTimeout"], str) and GO_DURATION.match(spec["initTimeout"])):
         problems.append(f"{label}: spec.initTimeout {spec['initTimeout']!r} is not a Go duration such as 30s")
     if "ignoreErrors" in spec and not isinstance(spec["ignoreErrors"], bool):
         problems.append(f"{label}: spec.ignoreErrors must be true or false")

@@ -94,7 +94,9 @@ class AppKubernetes(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppKubernetesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("neon-stack:kubernetes:AppKubernetes", name, None, opts)
         app = args.app
-        child = pulumi.ResourceOptions(parent=self, provider=args.provider, protect=args.protect)
+        child = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, protect=args.protect, retain_on_delete=args.protect
+        )
 
         self.namespace = self._namespace(name, args, child)
         secret = k8s.core.v1.Secret(

@@ -38,10 +38,10 @@ BRANCH_INIT_SOURCES = ("parent-data", "schema-only")
 KUBERNETES_MODES = ("cluster", "render")
 
 _APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PG_DURATION = re.compile(r"^[0-9]+(ms|s|min|h|d)?$")
-_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
+GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 _VERSION = re.compile(r"^[0-9]+$")
 _STACK_REF = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?$")
 
@@ -111,7 +111,6 @@ class ComputeSettings:
 class NeonSettings:
     """The Neon project this stack owns (or adopts)."""
 
-    api_url: str
     project_name: str
     adopt_project_id: str | None
     region: str
@@ -308,7 +307,8 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
     for key in unknown:
         r.problems.append(f"{key}: not a setting of this project (see the README's configuration reference)")
 
-    api_url = r.string(NEON_API_URL_KEY, _http_url) if raw.get(NEON_API_URL_KEY) else NEON_API_URL
+    if raw.get(NEON_API_URL_KEY):
+        r.string(NEON_API_URL_KEY, _http_url)  # validated here; the Neon providers read it in configure()
     compute = ComputeSettings(
         min_cu=r.compute_units("computeMinCu"),
         max_cu=r.compute_units("computeMaxCu"),
@@ -325,7 +325,6 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
             r.fail("branches", f"{name!r} is not a valid branch name (1 to 256 characters)")
 
     neon = NeonSettings(
-        api_url=api_url,
         project_name=r.string("projectName") or f"{PROJECT}-{stack}",
         adopt_project_id=r.string("adoptProjectId") or None,
         region=r.string("region", _one_of(NEON_REGIONS)),
@@ -394,7 +393,7 @@ def _parse_apps(r: _Reader, schema_root: Path) -> tuple[AppSettings, ...]:
 
     namespaces = r.app_map("namespaces", names)
     for app, namespace in namespaces.items():
-        if not _DNS_LABEL.match(namespace) or len(namespace) > 63:
+        if not DNS_LABEL.match(namespace) or len(namespace) > 63:
             r.fail("namespaces", f"{namespace!r} (for {app}) is not a DNS-1123 label")
     scopes = r.app_map("daprScopes", names)
     for app, ids in scopes.items():
@@ -405,9 +404,9 @@ def _parse_apps(r: _Reader, schema_root: Path) -> tuple[AppSettings, ...]:
         if not _VERSION.match(version):
             r.fail("baselineVersions", f"{version!r} (for {app}) is not a migration version number")
 
-    secret_name = r.string("secretName", _matches(_DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
-    component_name = r.string("daprComponentName", _matches(_DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
-    init_timeout = r.string("daprInitTimeout", _matches(_GO_DURATION, "a duration such as 30s"))
+    secret_name = r.string("secretName", _matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
+    component_name = r.string("daprComponentName", _matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
+    init_timeout = r.string("daprInitTimeout", _matches(GO_DURATION, "a duration such as 30s"))
     password_version = r.integer("passwordVersion", 1, 2**31 - 1)
     channel_binding = r.boolean("channelBinding")
 

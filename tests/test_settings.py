@@ -50,7 +50,6 @@ def test_values_arrive_as_pulumi_passes_them(schema_root):
     assert settings.neon.pg_version == 16 and settings.protect is True
     assert (settings.neon.compute.min_cu, settings.neon.compute.max_cu) == (0.5, 2.0)
     assert settings.neon.extra_branches == ("preview", "qa")
-    assert settings.neon.api_url == "http://127.0.0.1:4010/api/v2"
     chatkit, learnflow = settings.apps
     assert chatkit.namespace == "chat" and learnflow.namespace == "learnflow"
     assert learnflow.dapr_scopes == ("api", "worker") and chatkit.dapr_scopes == ()

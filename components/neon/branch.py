@@ -66,6 +66,7 @@ class BranchProvider(NeonProvider):
                 branch = response["branch"]
                 endpoint = next((e for e in response.get("endpoints") or [] if e.get("type") == "read_write"), None)
             else:
+                _check_adoptable(existing, inputs)
                 branch, endpoint = existing, None
             if branch.get("protected", False) != inputs["protected"]:
                 branch = client.update_branch(project_id, branch["id"], {"protected": inputs["protected"]}) or branch
@@ -112,6 +113,22 @@ class BranchProvider(NeonProvider):
         if endpoint:
             outs.update(_endpoint_outputs(endpoint))
         return ReadResult(id_, outs)
+
+
+def _check_adoptable(branch: Json, inputs: dict[str, Any]) -> None:
+    """Adopt only a branch this resource could have made: never the default branch or another parent's child.
+
+    Adopting the parent's own branch would reset its roles' passwords and, on destroy, delete its data.
+    """
+    name = inputs["name"]
+    if branch.get("default") or branch.get("primary"):
+        raise NeonError(f"branch {name!r} is the project's default branch: choose another branch name")
+    parent = inputs.get("parent_id")
+    if parent and branch.get("parent_id") != parent:
+        raise NeonError(
+            f"branch {name!r} already exists with parent {branch.get('parent_id')!r}, not {parent!r}: "
+            "choose another branch name or delete that branch"
+        )
 
 
 def _branch_spec(inputs: dict[str, Any]) -> Json:

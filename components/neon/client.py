@@ -369,7 +369,10 @@ class NeonClient:
         """A new password for the role. Repeating a reset whose answer was lost is harmless: the last one wins."""
         path = f"{self._roles_path(project_id, branch_id)}/{_segment(name)}/reset_password"
         response = self._done(project_id, self.request("POST", path, idempotent=True))
-        return (response.get("role") or {}).get("password") or ""
+        password = (response.get("role") or {}).get("password")
+        if not password:
+            raise NeonError(f"resetting the password of role {name!r} answered without a password")
+        return password
 
     def delete_role(self, project_id: str, branch_id: str, name: str) -> None:
         self._delete(project_id, f"{self._roles_path(project_id, branch_id)}/{_segment(name)}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -182,8 +182,12 @@ def make_plan(files: Sequence[MigrationFile], applied: dict[str, Applied], optio
 
 
 def _password_forms(database_url: str) -> list[str]:
-    password = urlsplit(database_url).password
-    return [p for p in {password, quote(password or "", safe="")} if p] if password else []
+    """The password as written in the URL and decoded, so either spelling is hidden."""
+    encoded = urlsplit(database_url).password
+    if not encoded:
+        return []
+    decoded = unquote(encoded)
+    return sorted({encoded, decoded, quote(decoded, safe="")}, key=len, reverse=True)
 
 
 def scrub(text: str, database_url: str) -> str:

@@ -191,3 +191,10 @@ def test_a_failed_create_leaves_no_role_behind(postgres, make_neon_app) -> None:
     with pytest.raises(AppRoleError):
         provider.create({**app.role_props(), "app_schema": "no_such_schema"})
     assert role_attributes(postgres, app.app_role) is None
+
+
+def test_read_reports_the_role_gone_when_its_database_is_gone(postgres, make_neon_app) -> None:
+    app = make_neon_app("chatkit", schema=False)
+    outs = provider.create(app.role_props()).outs
+    missing_database = {**outs, "admin_url": postgres_uri(app.owner, app.owner_password, app.direct_host, "gone_db")}
+    assert provider.read(app.app_role, missing_database).id == ""

@@ -11,6 +11,7 @@ import pytest
 from components.neon.client import ClientPolicy, NeonClient
 from components.neon.errors import (
     NeonAPIError,
+    NeonError,
     NeonNotFound,
     NeonOperationFailed,
     NeonRetryBudgetExceeded,
@@ -299,3 +300,9 @@ def test_success_answers_that_are_not_json_objects() -> None:
         make_client(transport).request("GET", "/x")
     assert make_client(scripted(httpx.Response(204))[0]).request("DELETE", "/x") == {}
     assert make_client(scripted(httpx.Response(200, json=[1, 2]))[0]).request("GET", "/x") == {}
+
+
+def test_a_password_reset_without_a_password_is_an_error() -> None:
+    transport, _ = scripted(httpx.Response(200, json={"role": {"name": "chatkit_owner"}, "operations": []}))
+    with pytest.raises(NeonError, match="without a password"):
+        make_client(transport).reset_role_password("proj-1", "br-1", "chatkit_owner")

@@ -267,3 +267,15 @@ def test_database_lifecycle(configured, neon_api, project) -> None:
     assert "learnflow" not in branch.databases
     provider.delete(created.id, updated)
     assert provider.read(created.id, updated).id == ""
+
+
+def test_branch_adoption_never_takes_the_default_branch_or_another_parents_child(configured, neon_api, project) -> None:
+    provider = configured(BranchProvider)
+    default_name = neon_api.projects[project["project_id"]].default_branch.info["name"]
+    with pytest.raises(NeonError, match="default branch"):
+        provider.create(branch_inputs(provider, project, name=default_name, adopt=True))
+    child = provider.create(branch_inputs(provider, project, name="dev"))
+    with pytest.raises(NeonError, match="already exists with parent"):
+        provider.create(branch_inputs(provider, project, name="feature", parent_id=child.id, adopt=True)
+                        | {"name": "dev"})
+    assert len(all_branches(neon_api)) == 2

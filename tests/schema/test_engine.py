@@ -202,3 +202,9 @@ def test_a_no_transaction_claim_left_by_a_dead_session_is_taken_over(database_ur
     assert engine.apply(database_url, files, OPTIONS).applied == ["0002"]
     assert query(database_url, "SELECT count(*) FROM neon_stack.schema_migration_claims") == [(0,)]
     assert query(database_url, "SELECT indexname FROM pg_indexes WHERE tablename = 't'") == [("t_id",)]
+
+
+def test_scrub_hides_the_password_however_it_is_spelled() -> None:
+    url = "postgresql://owner:p%40ss%2Fw%25rd@127.0.0.1:5432/app"
+    text = "failed for p@ss/w%rd, p%40ss%2Fw%25rd and p%40ss%2Fw%25rd"
+    assert engine.scrub(text, url) == "failed for ***, *** and ***"
