@@ -61,7 +61,7 @@ def test_rotation_reaches_the_secret_in_the_same_up(make_neon_app, pgbouncer) ->
     first = run_program(program_for(neon_app, 1), config={}, run_providers=True)
     role = first.one("pulumi-python:dynamic/postgres:AppRole", "chatkit-role")
     assert role.type == "pulumi-python:dynamic/postgres:AppRole"
-    assert role.options["additional_secret_outputs"] == ["password"]
+    assert role.options["additional_secret_outputs"] == ["admin_url", "password"]
     assert {"admin_url", "password"} <= role.secret_outputs and "admin_url" in role.secret_inputs
     assert "role_name" not in role.secret_outputs
     assert first.secret_outputs == {"app_password"}
