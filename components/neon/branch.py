@@ -15,19 +15,20 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
-from components.neon.client import ClientPolicy, Json, NeonClient
+from components.neon.client import ClientPolicy, Json
 from components.neon.errors import NeonError, NeonNotFound
 from components.neon.provider import (
     InputChecker,
     NeonProvider,
+    align_endpoint,
     compute_from_endpoint,
+    created_read_write_endpoint,
     diff_from_state,
-    endpoint_matches,
+    endpoint_outputs,
     endpoint_settings,
     plain_inputs,
 )
 from components.settings import BRANCH_INIT_SOURCES
-from components.uri import pooled_host
 
 REPLACE_KEYS = ("project_id", "parent_id", "init_source", "parent_timestamp")
 UPDATE_KEYS = ("name", "protected", "min_cu", "max_cu", "suspend_timeout_seconds")
@@ -64,14 +65,14 @@ class BranchProvider(NeonProvider):
             if existing is None:
                 response = client.create_branch(project_id, _branch_spec(inputs), [_endpoint_spec(inputs)])
                 branch = response["branch"]
-                endpoint = next((e for e in response.get("endpoints") or [] if e.get("type") == "read_write"), None)
+                endpoint = created_read_write_endpoint(response)
             else:
                 _check_adoptable(existing, inputs)
                 branch, endpoint = existing, None
             if branch.get("protected", False) != inputs["protected"]:
                 branch = client.update_branch(project_id, branch["id"], {"protected": inputs["protected"]}) or branch
             if endpoint is None:
-                endpoint = _align_endpoint(client, project_id, branch["id"], inputs)
+                endpoint = align_endpoint(client, project_id, branch["id"], inputs)
         return CreateResult(branch["id"], _outputs(inputs, branch, endpoint))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -80,7 +81,7 @@ class BranchProvider(NeonProvider):
         with self.client() as client:
             changes = {k: news[k] for k in ("name", "protected") if olds.get(k) != news[k]}
             branch = client.update_branch(project_id, id_, changes) if changes else {}
-            endpoint = _align_endpoint(client, project_id, id_, news)
+            endpoint = align_endpoint(client, project_id, id_, news)
         return UpdateResult(_outputs(news, {"id": id_, "parent_id": olds.get("parent_branch_id"), **branch}, endpoint))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -111,7 +112,7 @@ class BranchProvider(NeonProvider):
             refreshed.update(compute_from_endpoint(endpoint))
         outs = {**inputs, **refreshed}
         if endpoint:
-            outs.update(_endpoint_outputs(endpoint))
+            outs.update(endpoint_outputs(endpoint))
         return ReadResult(id_, outs)
 
 
@@ -143,25 +144,12 @@ def _endpoint_spec(inputs: dict[str, Any]) -> Json:
     return {"type": "read_write", **endpoint_settings(inputs)}
 
 
-def _align_endpoint(client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any]) -> Json:
-    endpoint = client.read_write_endpoint(project_id, branch_id)
-    if endpoint is None:
-        return client.create_endpoint(project_id, {"branch_id": branch_id, **_endpoint_spec(inputs)})
-    if not endpoint_matches(endpoint, inputs):
-        endpoint = client.update_endpoint(project_id, endpoint["id"], endpoint_settings(inputs)) or endpoint
-    return endpoint
-
-
-def _endpoint_outputs(endpoint: Json) -> dict[str, Any]:
-    return {"endpoint_id": endpoint["id"], "host": endpoint["host"], "pooled_host": pooled_host(endpoint["host"])}
-
-
 def _outputs(inputs: dict[str, Any], branch: Json, endpoint: Json) -> dict[str, Any]:
     return {
         **inputs,
         "branch_id": branch["id"],
         "parent_branch_id": branch.get("parent_id") or inputs.get("parent_id"),
-        **_endpoint_outputs(endpoint),
+        **endpoint_outputs(endpoint),
     }
 
 

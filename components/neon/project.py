@@ -23,14 +23,16 @@ from components.neon.errors import NeonError, NeonNotFound
 from components.neon.provider import (
     InputChecker,
     NeonProvider,
+    align_endpoint,
     compute_from_endpoint,
+    created_read_write_endpoint,
     diff_from_state,
     endpoint_matches,
+    endpoint_outputs,
     endpoint_settings,
     plain_inputs,
 )
 from components.settings import NEON_REGIONS, PG_VERSIONS
-from components.uri import pooled_host
 
 REPLACE_KEYS = ("region_id", "pg_version", "org_id")
 UPDATE_KEYS = ("name", "history_retention_seconds", "min_cu", "max_cu", "suspend_timeout_seconds")
@@ -74,8 +76,8 @@ class ProjectProvider(NeonProvider):
         news = plain_inputs(news)
         with self.client() as client:
             _align_settings(client, id_, client.get_project(id_), news)
-            endpoint = _align_endpoint(client, id_, olds["default_branch_id"], news)
-        return UpdateResult({**olds, **news, **_endpoint_outputs(endpoint)})
+            endpoint = align_endpoint(client, id_, olds["default_branch_id"], news)
+        return UpdateResult({**olds, **news, **endpoint_outputs(endpoint)})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         with self.client() as client:
@@ -97,7 +99,7 @@ class ProjectProvider(NeonProvider):
                 "history_retention_seconds", props.get("history_retention_seconds")
             ),
             **compute_from_endpoint(settings),
-            **(_endpoint_outputs(endpoint) if endpoint else {}),
+            **(endpoint_outputs(endpoint) if endpoint else {}),
         }
         return ReadResult(id_, {**plain_inputs(props), **refreshed})
 
@@ -120,8 +122,7 @@ def _create(client: NeonClient, inputs: dict[str, Any]) -> dict[str, Any]:
     response = client.create_project(spec)
     project_id = response["project"]["id"]
     branch = response.get("branch") or _default_branch(client, project_id)
-    endpoint = next((e for e in response.get("endpoints") or [] if e.get("type") == "read_write"), None)
-    endpoint = endpoint or _ensure_endpoint(client, project_id, branch["id"], inputs)
+    endpoint = created_read_write_endpoint(response) or align_endpoint(client, project_id, branch["id"], inputs)
     role = next((r for r in response.get("roles") or [] if r.get("name") == inputs["role_name"]), {})
     password = role.get("password") or client.reset_role_password(project_id, branch["id"], inputs["role_name"])
     return _outputs(inputs, project_id, branch["id"], endpoint, password)
@@ -143,7 +144,7 @@ def _adopt(client: NeonClient, inputs: dict[str, Any]) -> dict[str, Any]:
             )
     _align_settings(client, project_id, project, inputs)
     branch = _default_branch(client, project_id)
-    endpoint = _align_endpoint(client, project_id, branch["id"], inputs)
+    endpoint = align_endpoint(client, project_id, branch["id"], inputs)
     return _outputs(inputs, project_id, branch["id"], endpoint, None)
 
 
@@ -153,15 +154,6 @@ def _default_branch(client: NeonClient, project_id: str) -> Json:
     if found is None:
         raise NeonError(f"Neon project {project_id} has no default branch")
     return found
-
-
-def _ensure_endpoint(client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any]) -> Json:
-    endpoint = client.read_write_endpoint(project_id, branch_id)
-    if endpoint is None:
-        return client.create_endpoint(
-            project_id, {"branch_id": branch_id, "type": "read_write", **endpoint_settings(inputs)}
-        )
-    return endpoint
 
 
 def _align_settings(client: NeonClient, project_id: str, project: Json, inputs: dict[str, Any]) -> None:
@@ -180,18 +172,6 @@ def _align_settings(client: NeonClient, project_id: str, project: Json, inputs: 
         client.update_project(project_id, wanted)
 
 
-def _align_endpoint(client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any]) -> Json:
-    """The branch's read-write endpoint, created or resized to match the inputs."""
-    endpoint = _ensure_endpoint(client, project_id, branch_id, inputs)
-    if not endpoint_matches(endpoint, inputs):
-        endpoint = client.update_endpoint(project_id, endpoint["id"], endpoint_settings(inputs)) or endpoint
-    return endpoint
-
-
-def _endpoint_outputs(endpoint: Json) -> dict[str, Any]:
-    return {"endpoint_id": endpoint["id"], "host": endpoint["host"], "pooled_host": pooled_host(endpoint["host"])}
-
-
 def _outputs(
     inputs: dict[str, Any], project_id: str, branch_id: str, endpoint: Json, password: str | None
 ) -> dict[str, Any]:
@@ -199,7 +179,7 @@ def _outputs(
         **inputs,
         "project_id": project_id,
         "default_branch_id": branch_id,
-        **_endpoint_outputs(endpoint),
+        **endpoint_outputs(endpoint),
         "owner_role": inputs["role_name"],
         "owner_password": password,
     }

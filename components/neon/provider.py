@@ -15,8 +15,9 @@ from typing import Any
 from pulumi.dynamic import CheckFailure, ConfigureRequest, DiffResult, ResourceProvider
 from pulumi.output import Unknown
 
-from components.neon.client import ClientPolicy, NeonClient
+from components.neon.client import ClientPolicy, Json, NeonClient
 from components.settings import NEON_API_KEY_ENV, NEON_API_KEY_KEY, NEON_API_URL, NEON_API_URL_KEY
+from components.uri import pooled_host
 
 _RUNTIME_ONLY = ("_api_key", "_api_url")
 
@@ -168,3 +169,23 @@ def compute_from_endpoint(endpoint: dict[str, Any]) -> dict[str, Any]:
         "suspend_timeout_seconds": endpoint.get("suspend_timeout_seconds"),
     }
     return {k: v for k, v in found.items() if isinstance(v, int | float)}
+
+
+def created_read_write_endpoint(response: Json) -> Json | None:
+    """The read-write endpoint among those a creating call answered with."""
+    return next((e for e in response.get("endpoints") or [] if e.get("type") == "read_write"), None)
+
+
+def align_endpoint(client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any]) -> Json:
+    """The branch's read-write endpoint, created or resized to match the inputs."""
+    endpoint = client.read_write_endpoint(project_id, branch_id)
+    if endpoint is None:
+        spec = {"branch_id": branch_id, "type": "read_write", **endpoint_settings(inputs)}
+        return client.create_endpoint(project_id, spec)
+    if not endpoint_matches(endpoint, inputs):
+        endpoint = client.update_endpoint(project_id, endpoint["id"], endpoint_settings(inputs)) or endpoint
+    return endpoint
+
+
+def endpoint_outputs(endpoint: Json) -> dict[str, Any]:
+    return {"endpoint_id": endpoint["id"], "host": endpoint["host"], "pooled_host": pooled_host(endpoint["host"])}
