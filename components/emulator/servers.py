@@ -150,13 +150,7 @@ def start_postgres(base: Path | None = None) -> PostgresServer:
     )
     pwfile.unlink()
     cert, key = _make_certificate(directory)
-    port = free_port()
-    options = (
-        f"-c listen_addresses={POSTGRES_ADDRESS} -c port={port} -c unix_socket_directories={directory} "
-        f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    _run([str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(directory / "log"), "-o", options, "-w", "start"])
+    port = _start_cluster(pg_bin, directory, cert, key)
     return PostgresServer(directory=directory, port=port, password=password, pg_bin=pg_bin, cert=cert, key=key)
 
 
@@ -269,7 +263,7 @@ def clone_postgres(source: PostgresServer, base: Path | None = None) -> Postgres
             env={**os.environ, "PGPASSWORD": source.password},
         )
         cert, key = _copy_certificate(source.cert, source.key, directory)
-        port = _start_copied_cluster(source.pg_bin, directory, cert, key)
+        port = _start_cluster(source.pg_bin, directory, cert, key)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -314,7 +308,7 @@ def start_postgres_from_template(template: PostgresTemplate, base: Path | None =
         if ids:
             os.chown(directory, *ids)
         cert, key = _copy_certificate(template.cert, template.key, directory)
-        port = _start_copied_cluster(template.pg_bin, directory, cert, key)
+        port = _start_cluster(template.pg_bin, directory, cert, key)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -334,8 +328,8 @@ def _copy_certificate(cert: Path, key: Path, directory: Path) -> tuple[Path, Pat
     return copies
 
 
-def _start_copied_cluster(pg_bin: Path, directory: Path, cert: Path, key: Path) -> int:
-    """Start the cluster in `directory/data` on a free port; the port."""
+def _start_cluster(pg_bin: Path, directory: Path, cert: Path, key: Path) -> int:
+    """Start the cluster in `directory/data` (TLS on, durability off) on a free port; return the port."""
     port = free_port()
     options = (
         f"-c listen_addresses={POSTGRES_ADDRESS} -c port={port} -c unix_socket_directories={directory} "
