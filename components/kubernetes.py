@@ -2,8 +2,7 @@
 
 The Secret carries the app role's POOLED URI (TLS) as DATABASE_URL plus the libpq variables;
 its data is secret in Pulumi state and outputs. The Dapr Component reads DATABASE_URL through
-`secretKeyRef` from the same namespace. The Python `CustomResource` accepts only metadata and
-spec, so the Component goes through a `yaml/v2` ConfigGroup, which keeps top-level `scopes`.
+`secretKeyRef` from the same namespace.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.dapr import CONNECTION_STRING_KEY, state_store_component
+from components.dapr import API_VERSION, CONNECTION_STRING_KEY, KIND, state_store_component
 from components.settings import PROJECT, AppSettings, KubernetesSettings
 from components.uri import split_host
 
@@ -65,6 +64,18 @@ def secret_data(app: AppSettings, database_url: str, host: str, database: str, u
     if app.channel_binding:
         values["PGCHANNELBINDING"] = "require"
     return {key: _b64(value) for key, value in values.items()}
+
+
+class DaprComponent(pulumi.CustomResource):
+    """A Dapr Component, handed to the Kubernetes provider whole under its own type token.
+
+    `pulumi_kubernetes.apiextensions.CustomResource` takes only metadata and spec, and a Component
+    also has top-level `scopes`. A `yaml/v2` ConfigGroup keeps them, but with no cluster to ask
+    (render mode) providers before 4.32 cannot tell whether the kind is namespaced and refuse it.
+    """
+
+    def __init__(self, name: str, manifest: dict, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(f"kubernetes:{API_VERSION}:{KIND}", name, dict(manifest), opts)
 
 
 @dataclass
@@ -122,9 +133,9 @@ class AppKubernetes(pulumi.ComponentResource):
             scopes=app.dapr_scopes,
             labels=_labels(app, "state-store"),
         )
-        dapr = k8s.yaml.v2.ConfigGroup(
+        dapr = DaprComponent(
             f"{name}-dapr",
-            objs=[component],
+            component,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[secret])),
         )
         self.secret_name = secret.metadata.apply(lambda m: m.name)

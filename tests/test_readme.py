@@ -19,7 +19,9 @@ def test_every_stack_output_is_documented():
 
 
 def test_the_two_commands_are_the_ones_that_run():
+    assert "\nmake up\n" in README
     assert "pulumi up --stack dev" in README
     assert "\nmake test\n" in README
+    assert README.index("\nmake up\n") < README.index("\npulumi up --stack dev\n") < README.index("\nmake test\n")
     ci_steps = [line for line in (PROJECT_ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
     assert ci_steps[-1] == "make test"

@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import threading
+from pathlib import Path
 
 from components.emulator.api_server import ApiServer
 from components.emulator.neon_fake import NeonFake
@@ -26,9 +27,14 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("NEON_EMULATOR_API_KEY"),
         help="API key clients must send (default $NEON_EMULATOR_API_KEY, else a random one)",
     )
+    parser.add_argument(
+        "--data-dir", type=Path, help="directory for the clusters' files (default: the system's temporary directory)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    fake = NeonFake(api_key=args.api_key or "neon-emulator-" + secrets.token_hex(12))
+    if args.data_dir:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+    fake = NeonFake(api_key=args.api_key or "neon-emulator-" + secrets.token_hex(12), data_dir=args.data_dir)
     try:
         server = ApiServer(fake, args.host, args.port)
     except OSError as error:

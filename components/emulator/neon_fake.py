@@ -57,6 +57,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from components.emulator.computes import Compute, ComputeFactory
@@ -173,11 +174,14 @@ Handler = Callable[[dict[str, str], dict[str, list[str]], dict[str, Any]], tuple
 class NeonFake:
     """The fake control plane: state, request handling, validation, call log and faults."""
 
-    def __init__(self, api_key: str | None = None, validator: SpecValidator | None = None):
+    def __init__(
+        self, api_key: str | None = None, validator: SpecValidator | None = None, data_dir: Path | None = None
+    ):
+        """`data_dir`: where the clusters' files go (default: the system's temporary directory)."""
         self.api_key = api_key or "neon-fake-" + secrets.token_hex(16)
         self.validator = validator or SpecValidator()
         self.faults = Faults()
-        self.computes = ComputeFactory()
+        self.computes = ComputeFactory(data_dir)
         self.computes.prepare_in_background()
         self.lock = threading.RLock()
         self.projects: dict[str, ProjectState] = {}

@@ -128,14 +128,14 @@ def test_component_is_dapr_postgres_v2_through_the_secret(declared: ProgramRun) 
 
 
 def test_component_waits_for_its_secret(declared: ProgramRun) -> None:
-    group = declared.one("kubernetes:yaml/v2:ConfigGroup", "chatkit-dapr")
+    dapr = declared.one("kubernetes:dapr.io/v1alpha1:Component", "chatkit-dapr")
     secret = declared.one("kubernetes:core/v1:Secret", "chatkit-secret")
-    assert secret.urn in group.options["depends_on"]
+    assert secret.urn in dapr.options["depends_on"]
     component = declared.one("neon-stack:kubernetes:AppKubernetes", "chatkit")
-    assert group.options["parent"] == component.urn == secret.options["parent"]
+    assert dapr.options["parent"] == component.urn == secret.options["parent"]
     provider = declared.one("pulumi:providers:kubernetes", "k8s")
     assert provider.inputs == {"renderYamlToDirectory": "rendered"}
-    assert group.options["provider"].startswith(provider.urn)
+    assert dapr.options["provider"].startswith(provider.urn)
 
 
 def test_namespace_is_made_or_required() -> None:

@@ -11,11 +11,12 @@ from tests.support.pulumi_mocks import ProgramRun
 
 
 def declared_manifests(run: ProgramRun) -> list[dict]:
-    """Secret inputs and the objects of every yaml/v2 ConfigGroup (where the Dapr Components are)."""
-    objects = [copy.deepcopy(r.inputs) for r in run.of_type("kubernetes:core/v1:Secret")]
-    for group in run.of_type("kubernetes:yaml/v2:ConfigGroup"):
-        objects += copy.deepcopy(group.inputs["objs"])
-    return objects
+    """The inputs of every Secret and Dapr Component."""
+    return [
+        copy.deepcopy(r.inputs)
+        for kind in ("kubernetes:core/v1:Secret", "kubernetes:dapr.io/v1alpha1:Component")
+        for r in run.of_type(kind)
+    ]
 
 
 def write_manifests(objects: list[dict], directory: Path) -> Path:
