@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import dapr
 from components.app_role import AppRole, AppRoleArgs
 from components.kubernetes import AppKubernetes, AppKubernetesArgs
 from components.neon.component import DatabaseAccess
@@ -15,7 +16,6 @@ from components.settings import AppSettings, KubernetesSettings, MigrationSettin
 from components.uri import postgres_uri
 
 APP_SCHEMA = "public"
-DAPR_SCHEMA = "dapr"
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Application(pulumi.ComponentResource):
                 database=app.database,
                 owner_role=app.owner_role,
                 app_schema=APP_SCHEMA,
-                dapr_schema=DAPR_SCHEMA,
+                dapr_schema=dapr.SCHEMA,
                 password_version=app.password_version,
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[schema])),

@@ -43,6 +43,7 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 
+from components import dapr
 from components.uri import redact
 
 IDENTIFIER_FIELDS = ("role_name", "database", "owner_role", "app_schema", "dapr_schema")
@@ -220,6 +221,12 @@ def _grant(conn: psycopg.Connection, props: dict[str, Any]) -> None:
         ),
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(dapr_schema, owner),
         sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(dapr_schema, role),
+        # Dapr's metadata table, with Dapr's own definition, before any sidecar starts: replicas
+        # starting at once race on its CREATE TABLE IF NOT EXISTS (23505 or 42P07 from the catalog),
+        # which Dapr retries only in part. Everything after it runs under Dapr's own lock row.
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} (key text NOT NULL PRIMARY KEY, value text NOT NULL)").format(
+            sql.Identifier(props["dapr_schema"], dapr.METADATA_TABLE)
+        ),
     ]
     for statement in statements:
         conn.execute(statement)
@@ -227,7 +234,8 @@ def _grant(conn: psycopg.Connection, props: dict[str, Any]) -> None:
 
 
 def _adopt_dapr_tables(conn: psycopg.Connection, props: dict[str, Any]) -> None:
-    """Give the role the Dapr tables that a deleted predecessor left to the owner, so Dapr can migrate them."""
+    """Give the role the Dapr tables the owner holds (the metadata table made above, or what a
+    deleted predecessor left), so Dapr can use and migrate them."""
     tables = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relowner = to_regrole(%s)",
@@ -268,7 +276,7 @@ class AppRoleArgs:
     owner_role: pulumi.Input[str]
     """Owner role: creates the tables (default privileges are declared for it) and owns the Dapr schema."""
     app_schema: pulumi.Input[str] = "public"
-    dapr_schema: pulumi.Input[str] = "dapr"
+    dapr_schema: pulumi.Input[str] = dapr.SCHEMA
     password_version: pulumi.Input[int] = 1
     """Change it to rotate the password in place."""
 

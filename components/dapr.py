@@ -25,6 +25,9 @@ KIND = "Component"
 STATE_STORE_TYPE = "state.postgresql"
 STATE_STORE_VERSION = "v2"
 CONNECTION_STRING_KEY = "DATABASE_URL"
+SCHEMA = "dapr"
+"""The one schema the app role may create in: Dapr's tables (`tablePrefix`) and its metadata table."""
+METADATA_TABLE = "dapr_metadata"
 
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _COMPONENT_TYPE = re.compile(r"^[a-z0-9]+(\.[a-z0-9_-]+)+$")
@@ -55,8 +58,8 @@ def state_store_component(
     """
     metadata = [
         {"name": "connectionString", "secretKeyRef": {"name": secret_name, "key": CONNECTION_STRING_KEY}},
-        {"name": "tablePrefix", "value": "dapr."},
-        {"name": "metadataTableName", "value": "dapr.dapr_metadata"},
+        {"name": "tablePrefix", "value": f"{SCHEMA}."},
+        {"name": "metadataTableName", "value": f"{SCHEMA}.{METADATA_TABLE}"},
         {"name": "queryExecMode", "value": "exec"},
     ]
     component: dict[str, Any] = {

@@ -9,9 +9,11 @@
 #   pulumi-resource-kubernetes      provider       toolchain/pulumi-resource-kubernetes/go.mod, at the
 #                                                  commit of the pulumi-kubernetes pin in requirements.txt
 #   actionlint                      linter         toolchain/actionlint/go.mod
+#   dapr-state-harness              our harness over Dapr's state.postgresql v2 store
+#                                                  toolchain/dapr-state-harness/ (go.mod, main.go)
 # A `pulumi` on PATH at the pinned version or newer, with its language host beside it, is used as
 # it is (a user's install). Prints, as shell assignments:
-#   PULUMI_BIN            directory to put first on PATH (pulumi, actionlint)
+#   PULUMI_BIN            directory to put first on PATH (pulumi, actionlint, dapr-state-harness)
 #   KUBERNETES_PLUGIN     the provider binary, for `pulumi plugin install resource kubernetes <version> --file`
 #   KUBERNETES_VERSION    the plugin version the Python SDK asks for
 set -euo pipefail
@@ -59,7 +61,7 @@ module_dir() {  # module_dir <wrapper> <module[@version]>: where the Go module c
   (cd "$root/toolchain/$1" && go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 }
 
-go_tool() {  # go_tool <wrapper> <package> <ldflags> <out>: build a wrapper module's tool
+go_tool() {  # go_tool <wrapper> <package> <ldflags> <out>: build a wrapper module's tool (or its own main)
   (cd "$root/toolchain/$1" && go build "${release_flags[@]}" -ldflags "$3" -o "$4/$1" "$2")
 }
 
@@ -119,6 +121,11 @@ main() {
   local kubernetes_plugin="$built/pulumi-resource-kubernetes"
   build actionlint "$(pinned actionlint github.com/rhysd/actionlint)" actionlint go_tool actionlint \
     github.com/rhysd/actionlint/cmd/actionlint ""
+  # Our own code: keyed by the contrib release and a digest of the harness's files.
+  local harness_key
+  harness_key="$(pinned dapr-state-harness github.com/dapr/components-contrib)-$(cat "$root"/toolchain/dapr-state-harness/* |
+    sha256sum | cut -c1-12)"
+  build dapr-state-harness "$harness_key" dapr-state-harness go_tool dapr-state-harness . ""
   printf 'PULUMI_BIN=%s\nKUBERNETES_PLUGIN=%s\nKUBERNETES_VERSION=%s\n' "$bin" "$kubernetes_plugin" "$k8s_plugin"
 }
 main "$@"

@@ -227,11 +227,15 @@ logfile = {directory / 'pgbouncer.log'}
     if ids:
         os.chown(directory, *ids)
         os.chown(ini, *ids)
-    process = _popen([find_pgbouncer(), str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # PgBouncer writes every log line to stderr too: a file, since a pipe nobody drains fills up
+    # (64 KiB) and then blocks PgBouncer for good.
+    stderr = directory / "pgbouncer.stderr"
+    with stderr.open("wb") as sink:
+        process = _popen([find_pgbouncer(), str(ini)], stdout=subprocess.DEVNULL, stderr=sink)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"pgbouncer exited: {process.stderr.read().decode(errors='replace')}")
+            raise RuntimeError(f"pgbouncer exited: {stderr.read_text(errors='replace')}")
         try:
             socket.create_connection((POOLER_ADDRESS, port), timeout=0.2).close()
             break

@@ -117,8 +117,9 @@ def make_neon_app(postgres: PostgresServer, neon_superuser: str) -> Callable[...
     return make
 
 
-def secret_data(neon_app: NeonApp, password: str) -> dict[str, str]:
-    """The decoded data of the Secret that AppKubernetes declares for this app (captured under mocks)."""
+def declared_objects(neon_app: NeonApp, password: str) -> tuple[dict, dict]:
+    """The Secret and the Dapr Component that AppKubernetes declares for this app (captured under mocks),
+    as the Kubernetes provider receives them and render mode writes them."""
     settings = parse_settings({"neon-stack:kubernetesMode": "render"}, "dev")
     app = replace(
         next(a for a in settings.apps if a.name == neon_app.app),
@@ -144,8 +145,10 @@ def secret_data(neon_app: NeonApp, password: str) -> dict[str, str]:
             ),
         )
 
-    (secret,) = run_program(program, config={}).of_type("kubernetes:core/v1:Secret")
-    return {key: base64.b64decode(value).decode() for key, value in secret.inputs["data"].items()}
+    run = run_program(program, config={})
+    (secret,) = run.of_type("kubernetes:core/v1:Secret")
+    (component,) = run.of_type("kubernetes:dapr.io/v1alpha1:Component")
+    return {"apiVersion": "v1", "kind": "Secret", **secret.inputs}, component.inputs
 
 
 @dataclass
@@ -155,6 +158,9 @@ class ProvisionedApp:
     outputs: dict
     database_url: str
     """DATABASE_URL exactly as the app's Kubernetes Secret carries it (pooled, TLS)."""
+    secret: dict
+    component: dict
+    """The app's Secret and Dapr Component manifests."""
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +169,13 @@ def provisioned(make_neon_app: Callable[..., NeonApp], pgbouncer: PgBouncer) -> 
     result = {}
     for app in APPS:
         neon_app = make_neon_app(app)
-        outs = AppRoleProvider().create(neon_app.role_props()).outs
-        url = secret_data(neon_app, outs["password"])["DATABASE_URL"]
-        result[app] = ProvisionedApp(neon_app, outs["password"], outs, url)
+        result[app] = provision(neon_app)
     return result
+
+
+def provision(neon_app: NeonApp) -> ProvisionedApp:
+    """The app role made by the provider, and the Secret and Component declared for it."""
+    outs = AppRoleProvider().create(neon_app.role_props()).outs
+    secret, component = declared_objects(neon_app, outs["password"])
+    url = base64.b64decode(secret["data"]["DATABASE_URL"]).decode()
+    return ProvisionedApp(neon_app, outs["password"], outs, url, secret, component)
