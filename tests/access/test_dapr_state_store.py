@@ -10,8 +10,6 @@ the store's Init unchanged (toolchain/dapr-state-harness/main.go). What only Pos
 from __future__ import annotations
 
 import dataclasses
-import json
-import subprocess
 from pathlib import Path
 
 import psycopg
@@ -20,37 +18,27 @@ import yaml
 from psycopg import sql
 
 from components.emulator.servers import SUPERUSER
-from scripts.pulumi_tools import toolchain
 from tests.access.conftest import APPS, ProvisionedApp, provision
+from tests.support.dapr_harness import HarnessRun, run_harness
 
 FIRST_START_TRIALS = 20
 REPLICAS = 8
+STEPS = ["init", "set-get-delete", "etag", "first-write", "ttl-and-cleanup", "multi", "bulk-get"]
 
 
-def run_harness(app: ProvisionedApp, directory: Path, scenario: str, *options: str) -> tuple[int, list[dict], str]:
-    """(exit status, one report per step, stderr) of the harness on the app's declared objects."""
+def harness(app: ProvisionedApp, directory: Path, scenario: str, *options: str) -> HarnessRun:
+    """The harness on the app's declared Component and Secret, written as render mode writes them."""
     component, secret = directory / "component.yaml", directory / "secret.yaml"
     component.write_text(yaml.safe_dump(app.component))
     secret.write_text(yaml.safe_dump(app.secret))
-    result = subprocess.run(
-        [str(toolchain().bin / "dapr-state-harness"), "-component", str(component), "-secret", str(secret),
-         *options, scenario],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    return result.returncode, [json.loads(line) for line in result.stdout.splitlines()], result.stderr
-
-
-def failures(reports: list[dict]) -> list[dict]:
-    return [r for r in reports if not r["ok"]]
+    return run_harness(component, secret, scenario, *options)
 
 
 @pytest.mark.parametrize("app", APPS)
 def test_every_step_of_the_real_store_passes(provisioned: dict[str, ProvisionedApp], tmp_path: Path, app: str) -> None:
-    code, reports, stderr = run_harness(provisioned[app], tmp_path, "steps")
-    assert [r["step"] for r in reports] == [
-        "init", "set-get-delete", "etag", "first-write", "ttl-and-cleanup", "multi", "bulk-get",
-    ], stderr  # fmt: skip
-    assert failures(reports) == [] and code == 0, reports
+    run = harness(provisioned[app], tmp_path, "steps")
+    assert [r["step"] for r in run.reports] == STEPS, run.stderr
+    assert run.failures() == [] and run.code == 0, run.reports
     with psycopg.connect(provisioned[app].neon.owner_url()) as conn:
         owners = dict(conn.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'dapr'").fetchall())
     assert owners == {"dapr_metadata": provisioned[app].neon.app_role, "state": provisioned[app].neon.app_role}
@@ -60,9 +48,9 @@ def test_every_step_of_the_real_store_passes(provisioned: dict[str, ProvisionedA
 def test_two_sidecars_share_keys_without_losing_an_update(
     provisioned: dict[str, ProvisionedApp], tmp_path: Path, app: str
 ) -> None:
-    code, reports, _ = run_harness(provisioned[app], tmp_path, "sidecars")
-    assert code == 0 and failures(reports) == [], reports
-    assert "none lost" in reports[0]["detail"]
+    run = harness(provisioned[app], tmp_path, "sidecars")
+    assert run.code == 0 and run.failures() == [], run.reports
+    assert "none lost" in run.reports[0]["detail"]
 
 
 def test_simultaneous_first_start_of_every_replica_never_fails(
@@ -75,15 +63,14 @@ def test_simultaneous_first_start_of_every_replica_never_fails(
         app = provision(make_neon_app(APPS[trial % len(APPS)], schema=False))
         directory = tmp_path / str(trial)
         directory.mkdir()
-        code, reports, stderr = run_harness(app, directory, "first-start", "-replicas", str(REPLICAS))
-        outcomes.append((code, reports, stderr[-2000:]))
+        outcomes.append(harness(app, directory, "first-start", "-replicas", str(REPLICAS)))
         with psycopg.connect(pgbouncer.url("pgbouncer", SUPERUSER, postgres.password), autocommit=True) as admin:
             admin.pgconn.exec_(f"KILL {app.neon.database}".encode())  # the admin console speaks simple queries only
         with psycopg.connect(postgres.url(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(app.neon.database)))
-    failed = [(code, reports, err) for code, reports, err in outcomes if code != 0 or failures(reports)]
+    failed = [(run.code, run.reports, run.stderr[-2000:]) for run in outcomes if run.code != 0 or run.failures()]
     assert failed == [], failed
-    assert all(reports[0]["detail"] == f"{REPLICAS} replicas started at once" for _, reports, _ in outcomes)
+    assert all(run.reports[0]["detail"] == f"{REPLICAS} replicas started at once" for run in outcomes)
 
 
 def test_exec_mode_is_what_works_through_the_transaction_pooler(
@@ -93,19 +80,20 @@ def test_exec_mode_is_what_works_through_the_transaction_pooler(
     1.18 in transaction mode meets prepared statements of other clients on the same server connection."""
     app = provisioned["chatkit"]
     assert {"name": "queryExecMode", "value": "exec"} in app.component["spec"]["metadata"]
-    code, reports, _ = run_harness(app, tmp_path, "sidecars", "-set", "queryExecMode=cache_statement")
-    assert code == 1, reports
-    assert 'prepared statement "stmtcache_' in reports[0]["detail"], reports
-    assert "(SQLSTATE 42P05)" in reports[0]["detail"] or "(SQLSTATE 26000)" in reports[0]["detail"], reports
+    run = harness(app, tmp_path, "sidecars", "-set", "queryExecMode=cache_statement")
+    assert run.code == 1, run.reports
+    detail = run.reports[0]["detail"]
+    assert 'prepared statement "stmtcache_' in detail, run.reports
+    assert "(SQLSTATE 42P05)" in detail or "(SQLSTATE 26000)" in detail, run.reports
 
 
 def test_the_harness_refuses_what_it_cannot_resolve(provisioned: dict[str, ProvisionedApp], tmp_path: Path) -> None:
     app = provisioned["learnflow"]
     without_url = {**app.secret, "data": {"PGUSER": app.secret["data"]["PGUSER"]}}
     broken = dataclasses.replace(app, secret=without_url)
-    code, reports, stderr = run_harness(broken, tmp_path, "steps")
-    assert (code, reports) == (2, [])
-    assert "refers to key DATABASE_URL, which Secret learnflow/postgres-credentials does not have" in stderr
+    run = harness(broken, tmp_path, "steps")
+    assert (run.code, run.reports) == (2, [])
+    assert "refers to key DATABASE_URL, which Secret learnflow/postgres-credentials does not have" in run.stderr
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import time
 import urllib.parse
 from pathlib import Path
@@ -15,7 +14,7 @@ import psycopg
 import yaml
 
 from components.dapr import check_rendered
-from scripts.pulumi_tools import toolchain
+from tests.support.dapr_harness import run_harness
 from tests.support.neon_fixtures import NeonApi
 from tests.support.pulumi_cli import PulumiCli
 
@@ -121,14 +120,9 @@ def test_fresh_up_then_nothing_to_do(local_stack: PulumiCli, neon_api: NeonApi, 
     # Dapr's own state store (components-contrib state.postgresql v2) runs every step with the
     # files as rendered: the Component's metadata, its secretKeyRef resolved from the Secret.
     for app in APPS:
-        harness = subprocess.run(
-            [str(toolchain().bin / "dapr-state-harness"), "-component", str(rendered_file(project, "Component", app)),
-             "-secret", str(rendered_file(project, "Secret", app)), "steps"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        reports = [json.loads(line) for line in harness.stdout.splitlines()]
-        assert harness.returncode == 0 and len(reports) == 7, harness.stdout + harness.stderr[-2000:]
-        assert all(r["ok"] for r in reports), reports
+        run = run_harness(rendered_file(project, "Component", app), rendered_file(project, "Secret", app), "steps")
+        assert run.code == 0 and len(run.reports) == 7, (run.reports, run.stderr[-2000:])
+        assert run.failures() == [], run.reports
 
 
 # In render mode there is no cluster to read Kubernetes objects from: a refresh leaves them out.
