@@ -24,6 +24,7 @@ from components.emulator.servers import PgBouncer, PostgresServer
 from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
 from components.settings import PROJECT_ROOT, SCHEMA_ROOT, parse_settings
 from components.uri import pooled_host, postgres_uri
+from tests.support.manifests import declared_manifests
 from tests.support.pulumi_mocks import run_program
 
 APPS = ("chatkit", "learnflow")
@@ -145,10 +146,8 @@ def declared_objects(neon_app: NeonApp, password: str) -> tuple[dict, dict]:
             ),
         )
 
-    run = run_program(program, config={})
-    (secret,) = run.of_type("kubernetes:core/v1:Secret")
-    (component,) = run.of_type("kubernetes:dapr.io/v1alpha1:Component")
-    return {"apiVersion": "v1", "kind": "Secret", **secret.inputs}, component.inputs
+    secret, component = declared_manifests(run_program(program, config={}))  # one of each, in that order
+    return secret, component
 
 
 @dataclass

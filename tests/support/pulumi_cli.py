@@ -70,10 +70,10 @@ class PulumiCli:
         """Create (or select) the stack and set its config on top of its stack file."""
         if self.run("stack", "select", stack, check=False).returncode != 0:
             self.run("stack", "init", stack)
-        for key, value in config.items():
-            self.run("config", "set", "--stack", stack, key, value)
-        for key, value in (secrets or {}).items():
-            self.run("config", "set", "--stack", stack, "--secret", key, value)
+        pairs = [arg for key, value in config.items() for arg in ("--plaintext", f"{key}={value}")]
+        pairs += [arg for key, value in (secrets or {}).items() for arg in ("--secret", f"{key}={value}")]
+        if pairs:
+            self.run("config", "set-all", "--stack", stack, *pairs)
 
     def up(self, stack: str, *flags: str, check: bool = True) -> Result:
         return self.run("up", "--stack", stack, "--yes", "--skip-preview", *flags, check=check)
