@@ -7,10 +7,19 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from components.emulator.servers import PgBouncer, PostgresServer, start_pgbouncer, start_postgres
 
 pytest_plugins = ["tests.support.neon_fixtures"]
+
+# Generated-case tests run a short, fixed budget by default (seconds in CI); a longer fuzzing run:
+#   venv/bin/python -m pytest -q -m fuzz --hypothesis-profile=long
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("long", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
