@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 import pulumi
@@ -44,13 +43,12 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 
 from components import dapr
-from components.uri import redact
+from components.redaction import URI_PREFIXES, ConninfoError, parse_conninfo
 
 IDENTIFIER_FIELDS = ("role_name", "database", "owner_role", "app_schema", "dapr_schema")
 REPLACE_FIELDS = ("role_name", "database")
 UPDATE_FIELDS = ("owner_role", "app_schema", "dapr_schema", "password_version", "admin_url")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_URI_SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_SECONDS = 15
 # Roles whose membership would defeat least privilege (Neon puts API-made roles in the first).
 FORBIDDEN_MEMBERSHIPS = ("neon_superuser", "pg_read_all_data", "pg_write_all_data")
@@ -90,8 +88,9 @@ class AppRoleProvider(ResourceProvider):
             else:
                 news = {**news, "password_version": int(version)}
         url = news.get("admin_url")
-        if not isinstance(url, Unknown) and not (isinstance(url, str) and url.startswith(_URI_SCHEMES)):
-            failures.append(CheckFailure("admin_url", "must be a postgresql:// URI of the database owner"))
+        problem = None if isinstance(url, Unknown) else _url_problem(url)
+        if problem:
+            failures.append(CheckFailure("admin_url", problem))
         if not failures and news["role_name"] == news["owner_role"]:
             failures.append(CheckFailure("role_name", "must differ from owner_role"))
         return CheckResult(news, failures)
@@ -147,28 +146,37 @@ def _outputs(props: dict[str, Any], password: str) -> dict[str, Any]:
     return {**inputs, "password_version": int(props["password_version"]), "password": password}
 
 
+def _url_problem(url: Any) -> str | None:
+    """Why `url` cannot be the owner's URI (the reason quotes nothing of it), or None."""
+    if not (isinstance(url, str) and url.startswith(URI_PREFIXES)):
+        return "must be a postgresql:// URI of the database owner"
+    try:
+        parse_conninfo(url)
+    except ConninfoError as error:
+        return str(error)
+    return None
+
+
 @contextmanager
 def _connection(props: dict[str, Any], *secrets_to_hide: str) -> Iterator[psycopg.Connection]:
     """A transaction on the direct URI as the owner; errors lose every password they could carry."""
-    url = props["admin_url"]
-    passwords = [p for p in (psycopg.conninfo.conninfo_to_dict(url).get("password"), *secrets_to_hide) if p]
-    hidden = sorted({form for p in passwords for form in (p, quote(p, safe=""))}, key=len, reverse=True)
+    url, role = props["admin_url"], props.get("role_name")
+    try:
+        target = parse_conninfo(url)
+    except ConninfoError as error:
+        raise AppRoleError(f"role {role!r}: admin_url: {error}") from None
     try:
         with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, prepare_threshold=None) as conn:
             with conn.transaction():
                 yield conn
     except psycopg.Error as error:
-        database = psycopg.conninfo.conninfo_to_dict(url).get("dbname")
+        database = target.options.get("dbname")
         # Refused at connection time, the error carries no SQLSTATE: only the server's message tells.
         refused = f'database "{database}" does not exist' in str(error)
         if refused or isinstance(error, psycopg.errors.InvalidCatalogName):
-            raise DatabaseGone(f"database {database!r} does not exist") from None
-        message = str(error)
-        for secret in hidden:
-            message = message.replace(secret, "***")
-        raise AppRoleError(
-            f"role {props.get('role_name')!r} on {redact(url)}: {type(error).__name__}: {message}"
-        ) from None
+            raise DatabaseGone(target.scrub(f"database {database!r} does not exist", *secrets_to_hide)) from None
+        message = f"role {role!r} on {target.shown}: {type(error).__name__}: {error}"
+        raise AppRoleError(target.scrub(message, *secrets_to_hide)) from None
 
 
 def _ensure(props: dict[str, Any], password: str) -> None:

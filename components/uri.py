@@ -9,7 +9,7 @@ next loopback address (`127.0.0.2:54321`).
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 NEON_PORT = 5432
 
@@ -53,12 +53,3 @@ def postgres_uri(
     if channel_binding:
         params["channel_binding"] = "require"
     return f"postgresql://{authority}/{quote(database, safe='')}?{urlencode(params)}"
-
-
-def redact(uri: str) -> str:
-    """The URI with its password replaced, safe for messages."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()

@@ -2,7 +2,8 @@ import psycopg
 import psycopg.sql
 import pytest
 
-from components.uri import pooled_host, postgres_uri, redact, split_host
+from components.redaction import parse_conninfo
+from components.uri import pooled_host, postgres_uri, split_host
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ def test_uri_encodes_credentials_and_requires_tls():
     )
     assert postgres_uri("u", "p", "h.x", "d", channel_binding=True).endswith("sslmode=require&channel_binding=require")
     assert split_host("127.0.0.1:6000") == ("127.0.0.1", 6000)
-    assert redact(uri) == "postgresql://app%20user:***@ep-a-1.aws.neon.tech/chat%20kit?sslmode=require"
+    assert parse_conninfo(uri).shown == "postgresql://app%20user:***@ep-a-1.aws.neon.tech/chat%20kit?sslmode=require"
 
 
 def test_uris_connect_over_tls_direct_and_pooled(postgres, pgbouncer, fresh_database):

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from components.redaction import scrub
 from components.schema import engine
 from components.schema.files import MigrationFileError, load_directory
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _show_plan(args, files, options)
     except (MigrationFileError, engine.MigrationError) as error:
-        print(f"error: {engine.scrub(str(error), args.database_url)}", file=sys.stderr)
+        print(f"error: {scrub(str(error), args.database_url)}", file=sys.stderr)
         return 1
     return 0
 

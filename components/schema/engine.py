@@ -16,14 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from components.redaction import ConninfoError, parse_conninfo, scrub
 from components.schema.files import MigrationFile, MigrationFileError
-from components.uri import redact
 
 HISTORY_SCHEMA = "neon_stack"
 HISTORY_TABLE = f"{HISTORY_SCHEMA}.schema_migrations"
@@ -181,30 +180,20 @@ def make_plan(files: Sequence[MigrationFile], applied: dict[str, Applied], optio
     return Plan(pending, baseline, applied, missing, warnings)
 
 
-def _password_forms(database_url: str) -> list[str]:
-    """The password as written in the URL and decoded, so either spelling is hidden."""
-    encoded = urlsplit(database_url).password
-    if not encoded:
-        return []
-    decoded = unquote(encoded)
-    return sorted({encoded, decoded, quote(decoded, safe="")}, key=len, reverse=True)
-
-
-def scrub(text: str, database_url: str) -> str:
-    """`text` with the URL's password (plain or URL-encoded) replaced by ***."""
-    for secret in _password_forms(database_url):
-        text = text.replace(secret, "***")
-    return text
-
-
 def connect(database_url: str) -> psycopg.Connection:
-    """An autocommit connection (transactions are explicit), with no prepared statements (poolers)."""
+    """An autocommit connection (transactions are explicit), with no prepared statements (poolers).
+
+    A URL libpq refuses is not tried; errors show it rebuilt from what libpq parsed,
+    without its password (`components.redaction`).
+    """
+    try:
+        target = parse_conninfo(database_url)
+    except ConninfoError as error:
+        raise MigrationError(f"cannot connect: {error}") from None
     try:
         return psycopg.connect(database_url, autocommit=True, prepare_threshold=None, connect_timeout=15)
     except psycopg.Error as error:
-        raise MigrationError(
-            f"cannot connect to {redact(database_url)}: {scrub(str(error).strip(), database_url)}"
-        ) from None
+        raise MigrationError(f"cannot connect to {target.shown}: {target.scrub(str(error).strip())}") from None
 
 
 def _lock_sql(options: Options) -> sql.Composed:

@@ -26,6 +26,7 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 
+from components.redaction import scrub
 from components.schema import engine
 from components.schema.files import MigrationFile, MigrationFileError, filename_of, load_directory, order, parse_file
 
@@ -124,7 +125,7 @@ class MigrationsProvider(ResourceProvider):
         try:
             result = engine.apply(url, files_from_entries(props.get("migrations") or []), _options(props))
         except (engine.MigrationError, MigrationFileError) as error:
-            raise engine.MigrationError(f"{props.get('app')}: {engine.scrub(str(error), url)}") from None
+            raise engine.MigrationError(f"{props.get('app')}: {scrub(str(error), url)}") from None
         return {**{k: props.get(k) for k in INPUT_KEYS if k in props}, **_outputs(result.state)}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -144,7 +145,7 @@ class MigrationsProvider(ResourceProvider):
             with engine.connect(url) as conn:
                 state = engine.read_state(conn)
         except Exception as error:
-            raise engine.MigrationError(f"{props.get('app')}: {engine.scrub(str(error), url)}") from None
+            raise engine.MigrationError(f"{props.get('app')}: {scrub(str(error), url)}") from None
         known = {e["version"]: e for e in props.get("migrations") or []}
         migrations = []
         for version, done in sorted(state.applied.items(), key=lambda item: _order_key(item[0])):
