@@ -6,8 +6,10 @@
    and one history row per file; psql runs everything as one transaction with no bookkeeping.
 2. Time the provider's no-op diff() against a state of 1,000 applied migrations, and hashing the
    same files (target <= 2x). diff() opens no database connection.
+3. Parse a file of many small INSERTs (5 MB by default) and one half its size: parsing is linear in
+   a file's size when the larger file takes about twice as long (ratio ~2).
 
-Run: `venv/bin/python benchmarks/bench_migrations.py [--files 200] [--rounds 5]`.
+Run: `venv/bin/python benchmarks/bench_migrations.py [--files 200] [--rounds 5] [--parse-megabytes 5]`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.emulator.servers import start_postgres
 from components.schema import engine
-from components.schema.files import checksum, load_directory
+from components.schema.files import checksum, load_directory, parse_file
 from components.schema.provider import MigrationsProvider, migration_entry
 
 
@@ -122,14 +124,43 @@ def bench_diff(count: int, rounds: int) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def inserts(size: int) -> str:
+    """At least `size` bytes of one-line INSERT statements."""
+    lines, length = [], 0
+    while length < size:
+        lines.append(f"INSERT INTO items (id, name) VALUES ({len(lines)}, 'item number {len(lines)}');\n")
+        length += len(lines[-1])
+    return "".join(lines)
+
+
+def time_parse(text: str, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        parse_file("0001_items.sql", text)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_parse(megabytes: float, rounds: int) -> None:
+    large = inserts(int(megabytes * 1_000_000))
+    small = large[: large.index("\n", len(large) // 2) + 1]
+    small_time, large_time = time_parse(small, rounds), time_parse(large, rounds)
+    print(f"parse {len(small) / 1e6:.1f} MB ({small.count(chr(10))} statements): median {small_time * 1000:.0f} ms; "
+          f"{len(large) / 1e6:.1f} MB ({large.count(chr(10))} statements): median {large_time * 1000:.0f} ms; "
+          f"ratio {large_time / small_time:.2f} for twice the size (linear: ~2)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--diff-migrations", type=int, default=1000)
+    parser.add_argument("--parse-megabytes", type=float, default=5)
     args = parser.parse_args()
     bench_apply(args.files, args.rounds)
     bench_diff(args.diff_migrations, args.rounds)
+    bench_parse(args.parse_megabytes, args.rounds)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def _show_plan(args: argparse.Namespace, files, options: engine.Options) -> None
         print(f"warning: {warning}")
     if args.command == "status":
         for file in files:
-            done = the_plan.applied.get(file.version)
+            done = the_plan.applied.get(file.key)
             state = "pending" if file in the_plan.pending else "baseline" if file in the_plan.baseline else \
                 f"applied ({done.kind})"
             print(f"{file.filename:50} {state}")

@@ -1,9 +1,10 @@
 """Applying migration files to a database: history table, transaction-level advisory lock, plan, apply.
 
 Every file runs in its own transaction that first takes `pg_advisory_xact_lock`, then sets the
-timeouts with SET LOCAL, runs the file's statements and writes the history row: a file is either
-applied and recorded, or not at all, and concurrent appliers (also through a transaction pooler)
-apply each file exactly once. Nothing is set at session level and nothing is prepared, so the
+timeouts with SET LOCAL, runs the file's statements, resets the session and writes the history row:
+a file is either applied and recorded, or not at all, concurrent appliers (also through a
+transaction pooler) apply each file exactly once, and nothing a file set in the session (search
+path, role, ...) outlives it. The engine sets nothing at session level and prepares nothing, so the
 same code works over PgBouncer in transaction mode. A failed attempt is recorded (error and
 failing statement) in a transaction of its own after the rollback.
 
@@ -22,7 +23,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from components.redaction import ConninfoError, parse_conninfo, scrub
-from components.schema.files import MigrationFile, MigrationFileError
+from components.schema.files import MigrationFile, MigrationFileError, is_version, version_key
 
 HISTORY_SCHEMA = "neon_stack"
 HISTORY_TABLE = f"{HISTORY_SCHEMA}.schema_migrations"
@@ -67,9 +68,15 @@ SELECT %s, pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
 ON CONFLICT (version) DO UPDATE SET backend_pid = EXCLUDED.backend_pid, backend_start = EXCLUDED.backend_start,
     claimed_at = clock_timestamp()"""
 
-_LATEST_SUCCESS = f"""
-SELECT DISTINCT ON (version) version, description, checksum, kind
-FROM {HISTORY_TABLE} WHERE success ORDER BY version, id DESC"""
+_SUCCESSES = f"SELECT version, description, checksum, kind FROM {HISTORY_TABLE} WHERE success ORDER BY id"
+
+# What DISCARD ALL does, less what cannot run in a transaction block (DISCARD ALL itself) and DEALLOCATE
+# ALL (files cannot PREPARE, and behind a pooler it would also drop the pooler's own prepared statements):
+# SET SESSION AUTHORIZATION DEFAULT also resets the role, which RESET ALL leaves alone.
+_RESET_SESSION = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); "
+    "DISCARD TEMP; DISCARD SEQUENCES"
+)
 
 _TABLES = f"""
 SELECT n.nspname || '.' || c.relname
@@ -138,10 +145,11 @@ class DatabaseState:
 
 
 def make_plan(files: Sequence[MigrationFile], applied: dict[str, Applied], options: Options) -> Plan:
-    """Check the files against the history and list what to run; refusals raise MigrationFileError."""
-    by_version = {f.version: f for f in files}
+    """Check the files against the history (keyed by `MigrationFile.key`) and list what to run;
+    refusals raise MigrationFileError."""
+    by_key = {f.key: f for f in files}
     for file in files:
-        done = applied.get(file.version)
+        done = applied.get(file.key)
         if done and not file.repeatable and done.checksum != file.checksum:
             raise MigrationFileError(
                 f"{file.filename}: changed after it was applied (applied checksum {done.checksum[:12]}, "
@@ -149,24 +157,27 @@ def make_plan(files: Sequence[MigrationFile], applied: dict[str, Applied], optio
             )
     versioned_applied = [int(v) for v, a in applied.items() if a.kind != "repeatable"]
     highest = max(versioned_applied, default=None)
-    if options.baseline_version and not options.baseline_version.isdigit():
+    if options.baseline_version and not is_version(options.baseline_version):
         raise MigrationFileError(f"baseline version {options.baseline_version!r} is not a version number (NNNN)")
     baseline_number = int(options.baseline_version) if options.baseline_version else None
     baseline, pending = [], []
     for file in files:
         if file.repeatable:
-            if file.version not in applied or applied[file.version].checksum != file.checksum:
+            if file.key not in applied or applied[file.key].checksum != file.checksum:
                 pending.append(file)
-        elif file.version not in applied:
+        elif file.key not in applied:
             if baseline_number is not None and file.number <= baseline_number:
                 baseline.append(file)
                 continue
             if highest is not None and file.number < highest and not options.allow_out_of_order:
                 raise MigrationFileError(
-                    f"{file.filename}: version {file.version} is below the highest applied version "
+                    f"{file.filename}: version {file.key} is below the highest applied version "
                     f"{highest:04d} (out of order; allow out-of-order migrations to apply it)"
                 )
             pending.append(file)
+    refusals = [refusal for file in pending for refusal in file.refusals]
+    if refusals:
+        raise MigrationFileError("; ".join(refusals))
     warnings = []
     for file in pending:
         if file.destructive_statements:
@@ -175,7 +186,7 @@ def make_plan(files: Sequence[MigrationFile], applied: dict[str, Applied], optio
                     f"destructive changes are not allowed on this stack: {file.describe_destructive()}"
                 )
             warnings.append(f"destructive change pending: {file.describe_destructive()}")
-    missing = [a for v, a in sorted(applied.items()) if v not in by_version and a.kind != "repeatable"]
+    missing = [a for v, a in sorted(applied.items()) if v not in by_key and a.kind != "repeatable"]
     warnings += [f"{a.version} ({a.description}) is applied but its file is missing" for a in missing]
     return Plan(pending, baseline, applied, missing, warnings)
 
@@ -214,9 +225,15 @@ def history_exists(conn: psycopg.Connection) -> bool:
 
 
 def read_applied(conn: psycopg.Connection) -> dict[str, Applied]:
+    """The latest successful entry of every version, keyed (and named) by `version_key`: rows an older
+    engine wrote for `1_x.sql` (version '1') and rows written for `0001_x.sql` are one version."""
     if not history_exists(conn):
         return {}
-    return {row[0]: Applied(*row) for row in conn.execute(_LATEST_SUCCESS)}
+    applied = {}
+    for version, description, checksum, kind in conn.execute(_SUCCESSES):
+        key = version_key(version)
+        applied[key] = Applied(key, description, checksum, kind)
+    return applied
 
 
 def read_state(conn: psycopg.Connection) -> DatabaseState:
@@ -232,19 +249,22 @@ def ensure_history(conn: psycopg.Connection, options: Options) -> None:
         conn.execute(_CREATE_CLAIMS)
 
 
-def _insert_sql(file: MigrationFile, kind: str, started: float, error: str | None = None,
+def _record_sql(file: MigrationFile, kind: str, started: float, error: str | None = None,
                 statement: str | None = None) -> sql.Composed:
-    values = (file.version, file.description, kind, file.checksum, round((time.monotonic() - started) * 1000),
+    """Reset the session, then write the history row, both in the caller's transaction: the row is
+    written as the migrating user, and no setting, role, cursor, listener, session advisory lock or
+    temporary table a file left in the session survives the commit."""
+    values = (file.key, file.description, kind, file.checksum, round((time.monotonic() - started) * 1000),
               error is None, error, statement)
     return sql.SQL(
-        f"INSERT INTO {HISTORY_TABLE} (version, description, kind, checksum, execution_ms, success, error,"
-        " failing_statement) VALUES ({})"
+        f"{_RESET_SESSION}; INSERT INTO {HISTORY_TABLE} (version, description, kind, checksum, execution_ms, success,"
+        " error, failing_statement) VALUES ({})"
     ).format(sql.SQL(", ").join(sql.Literal(v) for v in values))
 
 
 def _record(conn, file: MigrationFile, kind: str, started: float, error: str | None = None,
             statement: str | None = None) -> None:
-    conn.execute(_insert_sql(file, kind, started, error, statement))
+    conn.execute(_record_sql(file, kind, started, error, statement))
 
 
 def _kind(file: MigrationFile) -> str:
@@ -252,9 +272,12 @@ def _kind(file: MigrationFile) -> str:
 
 
 def _applied_checksum_sql(file: MigrationFile) -> sql.Composed:
+    """The file's latest successful checksum, whatever the spelling of its version in the history
+    ('1', '0001'): ltrim compares the numbers, and leaves `R__` keys as they are."""
     return sql.SQL(
-        f"SELECT checksum FROM {HISTORY_TABLE} WHERE version = {{}} AND success ORDER BY id DESC LIMIT 1"
-    ).format(sql.Literal(file.version))
+        f"SELECT checksum FROM {HISTORY_TABLE} WHERE ltrim(version, '0') = ltrim({{}}, '0') AND success"
+        " ORDER BY id DESC LIMIT 1"
+    ).format(sql.Literal(file.key))
 
 
 def _is_done(file: MigrationFile, applied_checksum: str | None) -> bool:
@@ -284,7 +307,8 @@ def _failed(conn, file: MigrationFile, started: float, error: psycopg.Error, sta
 def _apply_in_transaction(conn: psycopg.Connection, file: MigrationFile, options: Options) -> bool:
     """One transaction, in as few round trips as psql needs: the first opens it, takes the lock, sets
     the timeouts and reads the file's history (each its own statement, so the read sees what committed
-    while waiting for the lock); then one per statement; the last writes the history row and commits."""
+    while waiting for the lock); then one per statement; the last resets the session, writes the history row
+    and commits."""
     started, current = time.monotonic(), None
     try:
         cursor = conn.execute(sql.SQL("BEGIN; {}; {}").format(_lock_sql(options), _applied_checksum_sql(file)))
@@ -296,7 +320,7 @@ def _apply_in_transaction(conn: psycopg.Connection, file: MigrationFile, options
             return False
         for current in file.statements:
             conn.execute(current.sql)
-        conn.execute(sql.SQL("{}; COMMIT").format(_insert_sql(file, _kind(file), started)))
+        conn.execute(sql.SQL("{}; COMMIT").format(_record_sql(file, _kind(file), started)))
     except BaseException as error:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
@@ -317,8 +341,8 @@ def _claim(conn: psycopg.Connection, file: MigrationFile, options: Options) -> b
             _lock(conn, options)
             if _already_done(conn, file):
                 return False
-            if not conn.execute(_LIVE_CLAIM, (file.version,)).fetchone()[0]:
-                conn.execute(_TAKE_CLAIM, (file.version,))
+            if not conn.execute(_LIVE_CLAIM, (file.key,)).fetchone()[0]:
+                conn.execute(_TAKE_CLAIM, (file.key,))
                 return True
         time.sleep(CLAIM_POLL_SECONDS)
 
@@ -330,7 +354,9 @@ def _apply_without_transaction(conn: psycopg.Connection, file: MigrationFile, op
     CONCURRENTLY wait for it forever, so the claim is recorded and committed first. A run killed
     half-way leaves the file unrecorded and it runs again next time: such files must be
     idempotent (IF NOT EXISTS; drop an invalid index left by a killed build). The statements run
-    without the SET LOCAL timeouts, which need a transaction.
+    without the SET LOCAL timeouts, which need a transaction. Statements that change the session are
+    refused in such files (behind a pooler they may run on any server connection); the recording
+    transaction still resets this connection's session.
     """
     if not _claim(conn, file, options):
         return False
@@ -344,7 +370,7 @@ def _apply_without_transaction(conn: psycopg.Connection, file: MigrationFile, op
     with conn.transaction():
         _lock(conn, options)
         _record(conn, file, _kind(file), started, *((failure[1], failure[0].sql) if failure else ()))
-        conn.execute(f"DELETE FROM {CLAIMS_TABLE} WHERE version = %s", (file.version,))
+        conn.execute(f"DELETE FROM {CLAIMS_TABLE} WHERE version = %s", (file.key,))
     if failure:
         raise MigrationError(
             f"{file.filename} line {failure[0].line}: {failure[1]} (no-transaction file: statements before this "
@@ -360,7 +386,7 @@ def _apply_baseline(conn: psycopg.Connection, files: Iterable[MigrationFile], op
         _lock(conn, options)
         applied = read_applied(conn)
         for file in files:
-            if file.version in applied:
+            if file.key in applied:
                 continue
             for table in file.created_tables:
                 if conn.execute("SELECT to_regclass(%s) IS NULL", (table,)).fetchone()[0]:
@@ -368,7 +394,7 @@ def _apply_baseline(conn: psycopg.Connection, files: Iterable[MigrationFile], op
                         f"{file.filename}: cannot baseline, table {table} that it creates does not exist"
                     )
             _record(conn, file, "baseline", time.monotonic())
-            done.append(file.version)
+            done.append(file.key)
     return done
 
 
@@ -413,7 +439,7 @@ def apply(database_url: str, files: Sequence[MigrationFile], options: Options,
                 else:
                     ran = _apply_in_transaction(conn, file, options)
                 if ran:
-                    applied.append(file.version)
+                    applied.append(file.key)
                     report(f"applied {file.filename} in {(time.monotonic() - started) * 1000:.0f} ms")
             return ApplyResult(applied, baselined, read_state(conn), the_plan.warnings)
 

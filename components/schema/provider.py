@@ -28,7 +28,15 @@ from pulumi.output import Unknown
 
 from components.redaction import scrub
 from components.schema import engine
-from components.schema.files import MigrationFile, MigrationFileError, filename_of, load_directory, order, parse_file
+from components.schema.files import (
+    MigrationFile,
+    MigrationFileError,
+    filename_of,
+    load_directory,
+    order,
+    parse_file,
+    version_key,
+)
 
 INPUT_KEYS = (
     "database_url",
@@ -83,16 +91,21 @@ def _options(props: dict[str, Any]) -> engine.Options:
 
 
 def _previously_applied(olds: dict[str, Any]) -> dict[str, engine.Applied]:
-    """What the last successful update applied, from old outputs (checksums) or old inputs (migrations)."""
+    """What the last successful update applied, from old outputs (checksums) or old inputs (migrations),
+    keyed by version_key like the engine's history."""
     applied = {}
     for entry in olds.get("migrations") or []:
         if not _is_unknown(entry):
-            kind = "repeatable" if entry["version"].startswith("R__") else "versioned"
-            applied[entry["version"]] = engine.Applied(entry["version"], entry["description"], entry["checksum"], kind)
+            key = version_key(entry["version"])
+            applied[key] = engine.Applied(key, entry["description"], entry["checksum"], _kind(key))
     for version, checksum in (olds.get("checksums") or {}).items():
-        kind = "repeatable" if version.startswith("R__") else "versioned"
-        applied[version] = engine.Applied(version, "", checksum, kind)
+        key = version_key(version)
+        applied[key] = engine.Applied(key, "", checksum, _kind(key))
     return applied
+
+
+def _kind(key: str) -> str:
+    return "repeatable" if key.startswith("R__") else "versioned"
 
 
 class MigrationsProvider(ResourceProvider):
@@ -146,7 +159,7 @@ class MigrationsProvider(ResourceProvider):
                 state = engine.read_state(conn)
         except Exception as error:
             raise engine.MigrationError(f"{props.get('app')}: {scrub(str(error), url)}") from None
-        known = {e["version"]: e for e in props.get("migrations") or []}
+        known = {version_key(e["version"]): e for e in props.get("migrations") or []}
         migrations = []
         for version, done in sorted(state.applied.items(), key=lambda item: _order_key(item[0])):
             entry = known.get(version)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -16,6 +20,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def database_url(postgres: PostgresServer, fresh_database: str) -> str:
     """Direct URL (superuser) of a fresh, empty database."""
     return postgres.url(fresh_database)
+
+
+_databases = itertools.count()
+
+
+def new_database(server: PostgresServer) -> str:
+    """Name of a new, empty database, for tests that need one per generated case."""
+    name = f"generated_{next(_databases)}"
+    query(server.url(), f'CREATE DATABASE "{name}"')
+    return name
 
 
 def write_files(directory: Path, files: dict[str, str]) -> Path:
@@ -41,3 +55,23 @@ def history(url: str) -> list[tuple]:
         return []
     return query(url, "SELECT version, kind, success, error, failing_statement FROM neon_stack.schema_migrations"
                       " ORDER BY id")
+
+
+class Hang(Exception):
+    """Raised by `within` when the time is up (not an OSError, so no code under test swallows it)."""
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Fail with Hang instead of waiting forever (a read that blocks, a parser that loops)."""
+
+    def give_up(signum, frame):
+        raise Hang(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
