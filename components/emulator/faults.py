@@ -8,7 +8,8 @@ first added that matches.
 
 - `add(method, path, status, times=1, retry_after=None, message=None)`: answer `status`
   (423, 429, 500, 502, 503, ...) with a Neon-style error body and, when `retry_after` is set,
-  a `Retry-After` header. Nothing is changed.
+  a `Retry-After` header (a number of seconds, or a string sent as it is: an HTTP date,
+  garbage). Nothing is changed.
 - `lose_response_after_commit(method, path, times=1)`: the request is carried out (the object
   IS created/changed/deleted) and the connection is then closed without a response.
 - `delay(method, path, seconds, times=1)`: the request is carried out, then the response waits
@@ -35,9 +36,16 @@ class Fault:
     kind: str  # "status", "lose_response", "delay"
     times: int | None
     status: int = 0
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     message: str | None = None
     seconds: float = 0.0
+
+    def headers(self) -> dict[str, str]:
+        """The Retry-After header of a status fault, if it has one."""
+        if self.retry_after is None:
+            return {}
+        value = self.retry_after if isinstance(self.retry_after, str) else f"{self.retry_after:g}"
+        return {"Retry-After": value}
 
     def matches(self, method: str, template: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -66,7 +74,7 @@ class Faults:
         path: str,
         status: int,
         times: int | None = 1,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         message: str | None = None,
     ) -> Fault:
         if not 400 <= status <= 599:

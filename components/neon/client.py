@@ -1,11 +1,15 @@
 """A small client of the Neon API v2 over httpx: timeouts, bounded retries, operation polling.
 
-Retry rules (inside one total time budget per call, exponential backoff with jitter):
-- 423 Locked, 429 Too Many Requests (Retry-After honoured) and 503 are retried for every method;
+Retry rules (inside one total time budget per call):
+- 423 Locked, 429 Too Many Requests and 503 are retried for every method;
 - 502, 504 and connection errors/timeouts are retried only for idempotent methods;
-- a POST that creates an object is never repeated blindly: when its response is lost (connection
-  error, timeout, 500/502/504), the object is looked up by name and adopted if it exists; only
-  when it does not is the POST sent again.
+- every wait is exponential backoff with jitter, so never shorter than half the initial backoff; a
+  longer Retry-After replaces it (with jitter on top); a wait that would end past the budget is
+  not started: the call fails at once;
+- a POST that creates an object is never repeated blindly: before it, the client notes which
+  objects of that name already exist; when its response is lost (connection error, timeout,
+  500/502/504) it lists them again and adopts the one that is new; only when none is new is the
+  POST sent again.
 
 Responses are read as plain dicts with `.get`, so unknown fields and enum values never break
 parsing. The API key lives only in the headers of the httpx client; it is never an attribute,
@@ -15,11 +19,12 @@ never in a repr and never in an error message.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
@@ -43,7 +48,7 @@ RESPONSE_MAYBE_LOST = frozenset({500, 502, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 
 Json = dict[str, Any]
-CLOCK_SKEW = timedelta(minutes=5)
+PROJECTS_PAGE = 400  # the largest page GET /projects serves
 
 
 @dataclass(frozen=True)
@@ -59,34 +64,47 @@ class ClientPolicy:
     operation_poll_max_seconds: float = 5.0
     operation_deadline_seconds: float = 900.0
 
-
-def _timestamp(value: Any) -> datetime:
-    """An API timestamp; missing or unreadable ones sort first."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return datetime.min.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"ClientPolicy.{name} must be a positive number of seconds, got {value!r}")
+        if self.backoff_max_seconds < self.backoff_initial_seconds:
+            raise ValueError(
+                f"ClientPolicy.backoff_max_seconds ({self.backoff_max_seconds:g}) is below "
+                f"backoff_initial_seconds ({self.backoff_initial_seconds:g})"
+            )
 
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _named(items: list[Json], name: str) -> list[Json]:
+    return [item for item in items if isinstance(item, dict) and item.get("name") == name]
+
+
 def _retry_after_seconds(response: httpx.Response) -> float | None:
-    """Retry-After as seconds (either delta-seconds or an HTTP date), or None when absent/invalid."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
+    """Retry-After as seconds from now (delta-seconds or an HTTP date), or None when absent or unreadable.
+
+    A negative delay or a date in the past gives 0: the backoff then decides. `inf` stays infinite.
+    """
+    value = response.headers.get("retry-after", "").strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = _seconds_until(value)
+    if seconds is None or math.isnan(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, seconds)
+
+
+def _seconds_until(http_date: str) -> float | None:
+    """Seconds from now to an HTTP date (naive dates taken as UTC), or None when it is not one."""
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - time.time()
+    except (ValueError, OverflowError):  # OverflowError: absurd years or offsets
+        return None
 
 
 def _api_error(method: str, path: str, response: httpx.Response) -> NeonAPIError:
@@ -156,8 +174,19 @@ class NeonClient:
     # --- the retry loop ---------------------------------------------------------------------
 
     def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: between half and all of min(max, initial * 2^(attempt-1))."""
         ceiling = min(self.policy.backoff_max_seconds, self.policy.backoff_initial_seconds * 2 ** (attempt - 1))
         return ceiling / 2 + random.random() * ceiling / 2  # noqa: S311 (jitter, not cryptography)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before the next attempt: the backoff, or a longer Retry-After plus up to 10% jitter.
+
+        The backoff is the floor: Retry-After 0, negative, unreadable or in the past never waits less.
+        """
+        backoff = self._backoff(attempt)
+        if retry_after is None or retry_after <= backoff:
+            return backoff
+        return retry_after * (1 + random.random() / 10)  # noqa: S311 (jitter, not cryptography)
 
     def request(
         self,
@@ -192,19 +221,18 @@ class NeonClient:
                     return _success_body(method, path, response)
                 error = _api_error(method, path, response)
                 status = response.status_code
-                if status in RETRY_ALWAYS:
-                    retry_after = _retry_after_seconds(response) if status == 429 else None
-                elif rediscover is not None and status in RESPONSE_MAYBE_LOST:
+                if rediscover is not None and status in RESPONSE_MAYBE_LOST:
                     found = rediscover()
                     if found is not None:
                         return found
                     if status == 500:
                         raise error
-                elif not (idempotent and status in RETRY_IF_IDEMPOTENT):
+                elif not (status in RETRY_ALWAYS or (idempotent and status in RETRY_IF_IDEMPOTENT)):
                     raise error
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+                retry_after = _retry_after_seconds(response)
+            delay = self._delay(attempt, retry_after)
             if self._clock() + delay > deadline:
-                raise NeonRetryBudgetExceeded(method, path, attempt, budget, error) from None
+                raise NeonRetryBudgetExceeded(method, path, attempt, budget, error, delay, retry_after) from None
             self._sleep(delay)
 
     def _get(self, path: str, **params: Any) -> Json:
@@ -250,28 +278,60 @@ class NeonClient:
         self.wait_for_operations(project_id, response.get("operations"))
         return response
 
+    def _create(
+        self, kind: str, path: str, body: Json, project_id: str | None, same: Callable[[], list[Json]], key: str = "id"
+    ) -> Json:
+        """A creating POST (answer and operations) that neither leaves an orphan nor adopts what it did not make.
+
+        `same` lists the objects this POST could be mistaken for (same name; for an endpoint, same
+        branch and type). Their `key` (the id; a role has none, its name is unique per branch) is
+        noted BEFORE the POST. After a lost answer only an object with a new key is adopted; none
+        new means the POST did not happen and it is sent again; several new ones mean something
+        else is creating the same object right now: a clear error, nothing adopted. `project_id`
+        is None for a project (the object is its own project).
+        """
+        before = {item.get(key) for item in same()}
+
+        def rediscover() -> Json | None:
+            new = [item for item in same() if item.get(key) not in before]
+            if len(new) > 1:
+                shown = ", ".join(str(item.get(key)) for item in new)
+                raise NeonError(
+                    f"POST {path}: the answer was lost and {len(new)} matching {kind} objects appeared since the "
+                    f"request ({shown}); cannot tell which one this call made: delete the extra ones by hand"
+                )
+            return self._adopted(project_id or new[0]["id"], kind, new[0]) if new else None
+
+        response = self.request("POST", path, body=body, rediscover=rediscover)
+        return self._done(project_id or response[kind]["id"], response)
+
     # --- projects ---------------------------------------------------------------------------
 
     def find_projects(self, name: str, org_id: str | None = None) -> list[Json]:
-        """Projects whose name is exactly `name` (search, then exact match)."""
-        found = self._get("/projects", search=name, org_id=org_id, limit=400).get("projects") or []
-        return [p for p in found if isinstance(p, dict) and p.get("name") == name]
+        """Projects whose name is exactly `name` (search, then exact match), over every page."""
+        found: list[Json] = []
+        cursor = None
+        while True:
+            page = self._get("/projects", search=name, org_id=org_id, limit=PROJECTS_PAGE, cursor=cursor)
+            projects = [p for p in page.get("projects") or [] if isinstance(p, dict)]
+            found += [p for p in projects if p.get("name") == name]
+            previous, cursor = cursor, (page.get("pagination") or {}).get("cursor")
+            if len(projects) < PROJECTS_PAGE or not cursor or cursor == previous:
+                return found
 
     def create_project(self, spec: Json) -> Json:
-        """Create a project (with its default branch, endpoint, owner role and database) and wait for it."""
+        """Create a project (with its default branch, endpoint, owner role and database) and wait for it.
 
-        requested_at = datetime.now(UTC) - CLOCK_SKEW
-
-        def rediscover() -> Json | None:
-            # Names of projects are not unique: only a project created since this request counts.
-            found = [
-                p for p in self.find_projects(spec["name"], spec.get("org_id"))
-                if _timestamp(p.get("created_at")) >= requested_at
-            ]
-            return self._adopted(found[0]["id"], "project", found[0]) if len(found) == 1 else None
-
-        response = self.request("POST", "/projects", body={"project": spec}, rediscover=rediscover)
-        return self._done(response["project"]["id"], response)
+        Project names are not unique: after a lost answer only a project of that name that did not
+        exist before the POST is adopted.
+        """
+        return self._create(
+            "project",
+            "/projects",
+            {"project": spec},
+            None,
+            lambda: self.find_projects(spec["name"], spec.get("org_id")),
+        )
 
     def get_project(self, project_id: str) -> Json:
         return self._get(f"/projects/{_segment(project_id)}").get("project") or {}
@@ -297,23 +357,19 @@ class NeonClient:
         return self._get(f"/projects/{_segment(project_id)}/branches").get("branches") or []
 
     def find_branch(self, project_id: str, name: str) -> Json | None:
-        return next((b for b in self.list_branches(project_id) if b.get("name") == name), None)
+        return next(iter(_named(self.list_branches(project_id), name)), None)
 
     def get_branch(self, project_id: str, branch_id: str) -> Json:
         return self._get(f"/projects/{_segment(project_id)}/branches/{_segment(branch_id)}").get("branch") or {}
 
     def create_branch(self, project_id: str, branch: Json, endpoints: list[Json]) -> Json:
-        def rediscover() -> Json | None:
-            found = self.find_branch(project_id, branch["name"])
-            return self._adopted(project_id, "branch", found) if found else None
-
-        response = self.request(
-            "POST",
+        return self._create(
+            "branch",
             f"/projects/{_segment(project_id)}/branches",
-            body={"branch": branch, "endpoints": endpoints},
-            rediscover=rediscover,
+            {"branch": branch, "endpoints": endpoints},
+            project_id,
+            lambda: _named(self.list_branches(project_id), branch["name"]),
         )
-        return self._done(project_id, response)
 
     def update_branch(self, project_id: str, branch_id: str, changes: Json) -> Json:
         path = f"/projects/{_segment(project_id)}/branches/{_segment(branch_id)}"
@@ -330,13 +386,16 @@ class NeonClient:
         return next((e for e in self.branch_endpoints(project_id, branch_id) if e.get("type") == "read_write"), None)
 
     def create_endpoint(self, project_id: str, endpoint: Json) -> Json:
-        def rediscover() -> Json | None:
-            found = self.read_write_endpoint(project_id, endpoint["branch_id"])
-            return self._adopted(project_id, "endpoint", found) if found else None
-
-        path = f"/projects/{_segment(project_id)}/endpoints"
-        response = self.request("POST", path, body={"endpoint": endpoint}, rediscover=rediscover)
-        return self._done(project_id, response).get("endpoint") or {}
+        response = self._create(
+            "endpoint",
+            f"/projects/{_segment(project_id)}/endpoints",
+            {"endpoint": endpoint},
+            project_id,
+            lambda: [
+                e for e in self.branch_endpoints(project_id, endpoint["branch_id"]) if e.get("type") == endpoint["type"]
+            ],
+        )
+        return response.get("endpoint") or {}
 
     def update_endpoint(self, project_id: str, endpoint_id: str, changes: Json) -> Json:
         path = f"/projects/{_segment(project_id)}/endpoints/{_segment(endpoint_id)}"
@@ -351,19 +410,18 @@ class NeonClient:
         return self._get(self._roles_path(project_id, branch_id)).get("roles") or []
 
     def find_role(self, project_id: str, branch_id: str, name: str) -> Json | None:
-        return next((r for r in self.list_roles(project_id, branch_id) if r.get("name") == name), None)
+        return next(iter(_named(self.list_roles(project_id, branch_id), name)), None)
 
     def create_role(self, project_id: str, branch_id: str, name: str) -> Json:
         """Create a role; the answer's role carries the password, unless a lost response made us adopt it."""
-
-        def rediscover() -> Json | None:
-            found = self.find_role(project_id, branch_id, name)
-            return self._adopted(project_id, "role", found) if found else None
-
-        response = self.request(
-            "POST", self._roles_path(project_id, branch_id), body={"role": {"name": name}}, rediscover=rediscover
+        return self._create(
+            "role",
+            self._roles_path(project_id, branch_id),
+            {"role": {"name": name}},
+            project_id,
+            lambda: _named(self.list_roles(project_id, branch_id), name),
+            key="name",
         )
-        return self._done(project_id, response)
 
     def reset_role_password(self, project_id: str, branch_id: str, name: str) -> str:
         """A new password for the role. Repeating a reset whose answer was lost is harmless: the last one wins."""
@@ -386,20 +444,17 @@ class NeonClient:
         return self._get(self._databases_path(project_id, branch_id)).get("databases") or []
 
     def find_database(self, project_id: str, branch_id: str, name: str) -> Json | None:
-        return next((d for d in self.list_databases(project_id, branch_id) if d.get("name") == name), None)
+        return next(iter(_named(self.list_databases(project_id, branch_id), name)), None)
 
     def create_database(self, project_id: str, branch_id: str, name: str, owner_name: str) -> Json:
-        def rediscover() -> Json | None:
-            found = self.find_database(project_id, branch_id, name)
-            return self._adopted(project_id, "database", found) if found else None
-
-        response = self.request(
-            "POST",
+        response = self._create(
+            "database",
             self._databases_path(project_id, branch_id),
-            body={"database": {"name": name, "owner_name": owner_name}},
-            rediscover=rediscover,
+            {"database": {"name": name, "owner_name": owner_name}},
+            project_id,
+            lambda: _named(self.list_databases(project_id, branch_id), name),
         )
-        return self._done(project_id, response).get("database") or {}
+        return response.get("database") or {}
 
     def update_database(self, project_id: str, branch_id: str, name: str, changes: Json) -> Json:
         path = f"{self._databases_path(project_id, branch_id)}/{_segment(name)}"

@@ -48,14 +48,29 @@ class NeonTransportError(NeonError):
 
 
 class NeonRetryBudgetExceeded(NeonError):
-    """Retries stopped because the call's total time budget ran out; `last_error` says why they were needed."""
+    """Retries stopped: the next wait would end past the call's total time budget.
 
-    def __init__(self, method: str, path: str, attempts: int, budget_seconds: float, last_error: Exception):
+    `last_error` says why a retry was needed; `wait_seconds` is the wait that did not fit (backoff,
+    or the server's Retry-After when that was longer).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        attempts: int,
+        budget_seconds: float,
+        last_error: Exception,
+        wait_seconds: float,
+        retry_after_seconds: float | None = None,
+    ):
         self.last_error = last_error
         self.attempts = attempts
+        self.wait_seconds = wait_seconds
+        asked = f" (Retry-After said {retry_after_seconds:g} s)" if retry_after_seconds is not None else ""
         super().__init__(
-            f"{method} {path}: gave up after {attempts} attempts within the retry budget of "
-            f"{budget_seconds:g} s; last error: {last_error}"
+            f"{method} {path}: gave up after {attempts} attempts: the next wait of {wait_seconds:.3g} s{asked} "
+            f"would end past the retry budget of {budget_seconds:g} s; last error: {last_error}"
         )
 
 

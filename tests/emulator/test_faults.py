@@ -64,3 +64,10 @@ def test_an_internal_failure_is_a_500_and_fails_the_test(neon_api: NeonApi, clie
     assert "cluster gone" in response.json()["message"]
     assert len(neon_api.fake.response_errors) == 1
     neon_api.fake.response_errors.clear()  # expected here; left in place it fails the test at teardown
+
+
+def test_a_retry_after_string_is_sent_as_it_is(neon_api: NeonApi, client: httpx.Client) -> None:
+    neon_api.faults.add("GET", "/projects", 503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+    neon_api.faults.add("GET", "/projects", 429, retry_after=-1.5)
+    assert client.get("/projects").headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert client.get("/projects").headers["Retry-After"] == "-1.5"

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from pulumi.dynamic import ResourceProvider
 
+from components.neon.client import ClientPolicy
 from components.uri import postgres_uri
 from tests.support.neon_fixtures import NeonApi
 
@@ -45,3 +46,17 @@ def all_roles(api: NeonApi) -> list[tuple[str, str]]:
 
 def all_databases(api: NeonApi) -> list[tuple[str, str]]:
     return [(b.id, name) for p in api.projects.values() for b in p.branches.values() for name in b.databases]
+
+
+def shortest_wait(policy: ClientPolicy, attempt: int) -> float:
+    """The shortest wait the client may make after `attempt`: half the backoff ceiling, whatever Retry-After says."""
+    return min(policy.backoff_max_seconds, policy.backoff_initial_seconds * 2 ** (attempt - 1)) / 2
+
+
+def most_attempts(policy: ClientPolicy) -> int:
+    """How many requests one call can send within the budget if every wait is the shortest allowed."""
+    attempts, spent = 1, shortest_wait(policy, 1)
+    while spent <= policy.retry_budget_seconds:
+        attempts += 1
+        spent += shortest_wait(policy, attempts)
+    return attempts

@@ -1,12 +1,17 @@
-"""NeonClient against scripted transports: retry classes, backoff, lost responses, operations, errors."""
+"""NeonClient against scripted transports: retry classes, backoff and its floor, lost responses, operations, errors."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components.neon.client import ClientPolicy, NeonClient
 from components.neon.errors import (
@@ -17,6 +22,7 @@ from components.neon.errors import (
     NeonRetryBudgetExceeded,
     NeonTransportError,
 )
+from tests.neon.helpers import most_attempts, shortest_wait
 
 API_KEY = "neon-test-key-0123456789abcdef"
 POLICY = ClientPolicy(
@@ -116,16 +122,37 @@ def test_server_errors_and_client_errors_are_not_retried() -> None:
         assert len(seen) == 1
 
 
+@given(status=st.integers(400, 599), method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]))
+def test_every_error_status_is_retried_or_raised_by_its_class(status: int, method: str) -> None:
+    time = FakeTime()
+    transport, seen = scripted(error(status), OK)
+    if status in (423, 429, 503) or (status in (502, 504) and method != "POST"):
+        assert make_client(transport, time).request(method, "/x") == {"ok": True}
+        assert len(seen) == 2 and time.sleeps[0] >= shortest_wait(POLICY, 1)
+    else:
+        with pytest.raises(NeonAPIError) as caught:
+            make_client(transport, time).request(method, "/x")
+        assert caught.value.status == status and len(seen) == 1 and time.sleeps == []
+
+
 def test_retry_after_is_honoured_and_backoff_grows_with_jitter() -> None:
     time = FakeTime()
     transport, _ = scripted(error(429, **{"Retry-After": "7"}), error(423), error(423), error(423), OK)
     make_client(transport, time).request("GET", "/x")
-    assert time.sleeps[0] == 7
+    assert 7 <= time.sleeps[0] <= 7.7  # Retry-After, and up to 10% jitter
     # exponential: attempt n waits within [2^(n-1)/2, 2^(n-1)] seconds (initial 1 s)
     for attempt, delay in enumerate(time.sleeps[1:], start=2):
         ceiling = 2 ** (attempt - 1)
         assert ceiling / 2 <= delay <= ceiling
     assert time.sleeps[3] > time.sleeps[1]
+
+
+@pytest.mark.parametrize("status", [423, 503])
+def test_retry_after_is_honoured_on_every_retried_status(status: int) -> None:
+    time = FakeTime()
+    transport, _ = scripted(error(status, **{"Retry-After": "5"}), OK)
+    make_client(transport, time).request("POST", "/x")
+    assert 5 <= time.sleeps[0] <= 5.5
 
 
 def test_backoff_is_capped() -> None:
@@ -146,16 +173,71 @@ def test_exhausted_budget_names_attempts_and_last_error() -> None:
     assert time.now <= POLICY.retry_budget_seconds
 
 
-def test_retry_after_beyond_the_budget_fails_at_once() -> None:
+@pytest.mark.parametrize("value", ["3600", "1e300", "inf", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_retry_after_beyond_the_budget_fails_at_once(value: str) -> None:
     time = FakeTime()
-    transport, seen = scripted(error(429, **{"Retry-After": "3600"}), OK)
-    with pytest.raises(NeonRetryBudgetExceeded):
+    transport, seen = scripted(error(429, **{"Retry-After": value}), OK)
+    with pytest.raises(NeonRetryBudgetExceeded, match=r"Retry-After said .* s\) would end past the retry budget"):
         make_client(transport, time).request("GET", "/x")
     assert len(seen) == 1 and time.sleeps == []
 
 
+# Zero, negative, garbage (any latin-1 text), past dates: none of them may shorten a wait.
+USELESS_RETRY_AFTER = st.one_of(
+    st.integers(-(10**9), 0).map(str),
+    st.floats(max_value=0, allow_nan=False).map(str),
+    st.sampled_from(["", "nan", "-inf", "soon", "0x10", "1,5", "Tue, 32 Foo 2020", "\x00"]),
+    st.text(st.characters(max_codepoint=255, exclude_characters="\r\n"), max_size=30),
+    st.datetimes(max_value=datetime(2020, 1, 1)).map(
+        lambda when: email.utils.format_datetime(when.replace(tzinfo=UTC), usegmt=True)
+    ),
+)
+RETRIED = st.sampled_from([423, 429, 503])
+
+
+@given(status=RETRIED, retry_after=USELESS_RETRY_AFTER, method=st.sampled_from(["GET", "POST"]))
+def test_a_retry_after_of_zero_negative_garbage_or_past_never_floods(status: int, retry_after: str, method: str):
+    time = FakeTime()
+    header = {"Retry-After": retry_after.encode("latin-1")}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert len(seen) <= 100, "the client floods the server"  # without a floor the fake clock never moves
+        return httpx.Response(status, headers=header, json={})
+
+    transport, seen = scripted(answer)
+    with pytest.raises(NeonRetryBudgetExceeded):
+        make_client(transport, time).request(method, "/x")
+    assert len(seen) <= most_attempts(POLICY) == 18
+    for attempt, delay in enumerate(time.sleeps, start=1):
+        assert delay >= shortest_wait(POLICY, attempt), (attempt, delay)
+    assert time.now <= POLICY.retry_budget_seconds
+
+
+@given(status=RETRIED, seconds=st.integers(1, 50))
+def test_a_usable_retry_after_is_waited_with_jitter(status: int, seconds: int) -> None:
+    time = FakeTime()
+    transport, _ = scripted(error(status, **{"Retry-After": str(seconds)}), OK)
+    make_client(transport, time).request("GET", "/x")
+    assert max(seconds, shortest_wait(POLICY, 1)) <= time.sleeps[0] <= max(seconds * 1.1, 1)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("backoff_initial_seconds", 0), ("retry_budget_seconds", -1), ("read_timeout_seconds", math.inf)],
+)
+def test_a_policy_without_a_floor_or_budget_is_refused(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"ClientPolicy.{field} must be a positive number of seconds"):
+        ClientPolicy(**{field: value})
+    with pytest.raises(ValueError, match=r"backoff_max_seconds \(1\) is below backoff_initial_seconds \(5\)"):
+        ClientPolicy(backoff_initial_seconds=5, backoff_max_seconds=1)
+
+
 def _branch_list(*names: str) -> httpx.Response:
     return httpx.Response(200, json={"branches": [{"id": f"br-{n}", "name": n, "extra": {"x": 1}} for n in names]})
+
+
+def _branches(*ids: str, name: str = "dev") -> httpx.Response:
+    return httpx.Response(200, json={"branches": [{"id": i, "name": name} for i in ids]})
 
 
 def test_lost_create_response_adopts_the_created_object_and_waits_for_its_operations() -> None:
@@ -165,10 +247,12 @@ def test_lost_create_response_adopts_the_created_object_and_waits_for_its_operat
         "/api/v2/projects/p-1/operations": httpx.Response(200, json=pending),
         "/api/v2/projects/p-1/operations/op-1": httpx.Response(200, json={"operation": _operation("finished")}),
     }
-    transport, seen = scripted(httpx.ReadTimeout("lost"), lambda request: answers[request.url.path])
+    lost = httpx.ReadTimeout("lost")
+    transport, seen = scripted(_branch_list("main"), lost, lambda request: answers[request.url.path])
     response = make_client(transport).create_branch("p-1", {"name": "dev"}, [{"type": "read_write"}])
     assert response["branch"]["id"] == "br-dev"
     assert [(r.method, r.url.path.removeprefix("/api/v2")) for r in seen] == [
+        ("GET", "/projects/p-1/branches"),
         ("POST", "/projects/p-1/branches"),
         ("GET", "/projects/p-1/branches"),
         ("GET", "/projects/p-1/operations"),
@@ -178,19 +262,62 @@ def test_lost_create_response_adopts_the_created_object_and_waits_for_its_operat
 
 def test_lost_create_that_did_not_happen_is_posted_again() -> None:
     created = httpx.Response(201, json={"branch": {"id": "br-dev", "name": "dev"}, "operations": []})
-    transport, seen = scripted(error(502), _branch_list("main"), created)
+    transport, seen = scripted(_branch_list("main"), error(502), _branch_list("main"), created)
     response = make_client(transport).create_branch("p-1", {"name": "dev"}, [])
     assert response["branch"]["id"] == "br-dev"
-    assert [r.method for r in seen] == ["POST", "GET", "POST"]
+    assert [r.method for r in seen] == ["GET", "POST", "GET", "POST"]
 
 
 def test_internal_error_on_create_adopts_when_created_and_fails_otherwise() -> None:
-    transport, _ = scripted(error(500), _branch_list("dev"))
+    transport, _ = scripted(_branch_list("main"), error(500), _branch_list("dev"), httpx.Response(200, json={}))
     assert make_client(transport).create_branch("p-1", {"name": "dev"}, [])["branch"]["id"] == "br-dev"
-    transport, seen = scripted(error(500), _branch_list("main"))
+    transport, seen = scripted(_branch_list("main"), error(500), _branch_list("main"))
     with pytest.raises(NeonAPIError) as caught:
         make_client(transport).create_branch("p-1", {"name": "dev"}, [])
-    assert caught.value.status == 500 and [r.method for r in seen] == ["POST", "GET"]
+    assert caught.value.status == 500 and [r.method for r in seen] == ["GET", "POST", "GET"]
+
+
+def test_a_same_named_object_from_before_is_never_adopted() -> None:
+    created = httpx.Response(201, json={"branch": {"id": "br-new", "name": "dev"}, "operations": []})
+    transport, seen = scripted(_branches("br-old"), httpx.ReadTimeout("lost"), _branches("br-old"), created)
+    assert make_client(transport).create_branch("p-1", {"name": "dev"}, [])["branch"]["id"] == "br-new"
+    assert [r.method for r in seen] == ["GET", "POST", "GET", "POST"]
+
+    ops = httpx.Response(200, json={"operations": []})
+    transport, seen = scripted(_branches("br-old"), httpx.ReadTimeout("lost"), _branches("br-old", "br-new"), ops)
+    response = make_client(transport).create_branch("p-1", {"name": "dev"}, [])
+    assert response["branch"]["id"] == "br-new" and response["adopted"]
+    assert [r.method for r in seen] == ["GET", "POST", "GET", "GET"]
+
+
+def test_several_new_same_named_objects_are_a_clear_error_not_a_guess() -> None:
+    transport, seen = scripted(_branches("br-old"), httpx.ReadTimeout("lost"), _branches("br-old", "br-a", "br-b"))
+    with pytest.raises(NeonError, match=r"2 matching branch objects appeared since the request \(br-a, br-b\)"):
+        make_client(transport).create_branch("p-1", {"name": "dev"}, [])
+    assert [r.method for r in seen] == ["GET", "POST", "GET"]
+
+
+def test_a_role_that_existed_before_is_not_adopted_after_a_lost_answer() -> None:
+    roles = httpx.Response(200, json={"roles": [{"name": "app_owner", "created_at": "2020-01-01T00:00:00Z"}]})
+    exists = httpx.Response(409, json={"code": "", "message": "role app_owner already exists"})
+    transport, seen = scripted(roles, httpx.ReadTimeout("lost"), roles, exists)
+    with pytest.raises(NeonAPIError) as caught:
+        make_client(transport).create_role("p-1", "br-1", "app_owner")
+    assert caught.value.status == 409
+    assert [r.method for r in seen] == ["GET", "POST", "GET", "POST"]
+
+
+def test_project_lookups_read_every_page() -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        start = int(cursor or 0)
+        size = 400 if start < 400 else 3
+        projects = [{"id": f"p-{n}", "name": "app" if n % 200 == 0 else "app-x"} for n in range(start, start + size)]
+        return httpx.Response(200, json={"projects": projects, "pagination": {"cursor": str(start + size)}})
+
+    transport, seen = scripted(page)
+    assert [p["id"] for p in make_client(transport).find_projects("app")] == ["p-0", "p-200", "p-400"]
+    assert [r.url.params.get("cursor") for r in seen] == [None, "400"]
 
 
 def _operation(status: str, **extra: object) -> dict:

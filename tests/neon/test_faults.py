@@ -27,6 +27,7 @@ from tests.neon.helpers import (
     checked,
     count,
     current_user,
+    most_attempts,
     project_inputs,
 )
 
@@ -34,7 +35,15 @@ PROJECTS = "/projects"
 BRANCHES = "/projects/{project_id}/branches"
 ROLES = "/projects/{project_id}/branches/{branch_id}/roles"
 DATABASES = "/projects/{project_id}/branches/{branch_id}/databases"
+ENDPOINTS = "/projects/{project_id}/endpoints"
 ENDPOINT = "/projects/{project_id}/endpoints/{endpoint_id}"
+LISTINGS = {
+    PROJECTS: PROJECTS,
+    BRANCHES: BRANCHES,
+    ROLES: ROLES,
+    DATABASES: DATABASES,
+    ENDPOINTS: BRANCHES + "/{branch_id}/endpoints",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +55,16 @@ def assert_no_leak(caplog, neon_api, *texts: str, secrets: tuple[str, ...] = ())
     everything = [r.getMessage() for r in caplog.records] + list(texts)
     for secret in (neon_api.api_key, *secrets):
         assert all(secret not in text for text in everything)
+
+
+def project_endpoints(neon_api) -> list[dict]:
+    return [e for p in neon_api.projects.values() for e in p.endpoints.values()]
+
+
+def inventory(neon_api) -> tuple:
+    """Every branch, endpoint, role and database of the fake, by id or (branch, name)."""
+    branches = sorted(b["id"] for b in all_branches(neon_api))
+    return branches, sorted(e["id"] for e in project_endpoints(neon_api)), all_roles(neon_api), all_databases(neon_api)
 
 
 def create_project(configured, policy=FAST):
@@ -100,6 +119,20 @@ def test_rate_limit_honours_retry_after(configured, neon_api, client):
     assert len(client.list_branches(project["project_id"])) == 1
 
 
+PAST = "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
+@pytest.mark.parametrize("status", [429, 423, 503])
+@pytest.mark.parametrize("retry_after", [0, -5, "soon", PAST])
+def test_a_retry_after_that_says_now_does_not_flood_the_server(neon_api, status, retry_after):
+    policy = replace(FAST, retry_budget_seconds=0.25, backoff_initial_seconds=0.04, backoff_max_seconds=0.16)
+    neon_api.faults.add("GET", PROJECTS + "/{project_id}", status, times=None, retry_after=retry_after)
+    with NeonClient(neon_api.api_key, neon_api.url, policy) as client, pytest.raises(NeonRetryBudgetExceeded):
+        client.get_project("no-such-project")
+    sent = count(neon_api, "GET", PROJECTS + "/{project_id}")
+    assert 2 <= sent <= most_attempts(policy) == 5, sent  # without a floor: one every few milliseconds
+
+
 def test_locked_storm_on_updates_converges(configured, neon_api):
     project = create_project(configured)
     provider = configured(ProjectProvider)
@@ -114,7 +147,12 @@ def test_locked_storm_on_updates_converges(configured, neon_api):
 
 @pytest.mark.parametrize("path", [PROJECTS, BRANCHES, ROLES, DATABASES])
 def test_lost_responses_after_create_are_adopted_not_duplicated(configured, neon_api, caplog, path):
+    # The first POST fails before anything happens (502), the second is carried out but its answer is
+    # lost; the first try of each of the three listings (before, after the 502, after the loss) is lost
+    # too. The object made by the second POST is adopted.
+    neon_api.faults.add("POST", path, 502)
     neon_api.faults.lose_response_after_commit("POST", path)
+    neon_api.faults.lose_response_after_commit("GET", LISTINGS[path], times=3)
     project = create_project(configured)
     made = {
         PROJECTS: lambda: project,
@@ -122,7 +160,8 @@ def test_lost_responses_after_create_are_adopted_not_duplicated(configured, neon
         ROLES: lambda: create_role(configured, project),
         DATABASES: lambda: create_database(configured, project),
     }[path]()
-    assert count(neon_api, "POST", path) == 1, "a lost POST is never sent again when the object exists"
+    assert count(neon_api, "POST", path) == 2, "a POST is sent again only when it did not happen"
+    assert count(neon_api, "GET", LISTINGS[path]) == 6
     assert len(neon_api.projects) == 1
     assert len(all_branches(neon_api)) == (2 if path == BRANCHES else 1)
     assert len(all_roles(neon_api)) == (2 if path in (ROLES, BRANCHES) else 1)
@@ -132,6 +171,62 @@ def test_lost_responses_after_create_are_adopted_not_duplicated(configured, neon
     if path == ROLES:
         assert current_user("learnflow_owner", made["password"], project["host"], APPS_DATABASE) == "learnflow_owner"
     assert_no_leak(caplog, neon_api, secrets=(project["owner_password"],))
+
+
+@pytest.mark.parametrize("first_fault", ["lose", 502])
+def test_a_lost_project_answer_never_adopts_or_duplicates_a_same_named_project(configured, neon_api, first_fault):
+    before = create_project(configured)
+    if first_fault == "lose":
+        neon_api.faults.lose_response_after_commit("POST", PROJECTS, times=2)
+    else:
+        neon_api.faults.add("POST", PROJECTS, 502)
+        neon_api.faults.lose_response_after_commit("POST", PROJECTS)
+    made = create_project(configured)
+    assert made["project_id"] != before["project_id"]
+    assert sorted(neon_api.projects) == sorted([before["project_id"], made["project_id"]])
+    assert count(neon_api, "POST", PROJECTS) == (2 if first_fault == "lose" else 3)  # the first made `before`
+    assert current_user(APPS_ROLE, made["owner_password"], made["host"], APPS_DATABASE) == APPS_ROLE
+    assert current_user(APPS_ROLE, before["owner_password"], before["host"], APPS_DATABASE) == APPS_ROLE
+
+
+@pytest.mark.parametrize("path", [BRANCHES, ENDPOINTS, ROLES, DATABASES])
+def test_a_lost_answer_never_adopts_an_object_that_existed_before(configured, neon_api, client, path):
+    # Names (one read_write endpoint per branch) are unique: the POSTs below can only fail, and a lost
+    # failure must not make the client take the existing object (and reset that role's password).
+    project = create_project(configured)
+    project_id, branch_id = project["project_id"], project["default_branch_id"]
+    existing = {
+        BRANCHES: lambda: create_branch(configured, project),
+        ENDPOINTS: lambda: None,
+        ROLES: lambda: create_role(configured, project),
+        DATABASES: lambda: create_database(configured, project),
+    }[path]()
+    state = inventory(neon_api)
+    neon_api.faults.add("POST", path, 502)
+    neon_api.faults.lose_response_after_commit("POST", path)
+    again = {
+        BRANCHES: lambda: create_branch(configured, project),
+        ENDPOINTS: lambda: client.create_endpoint(project_id, {"branch_id": branch_id, "type": "read_write"}),
+        ROLES: lambda: create_role(configured, project),
+        DATABASES: lambda: create_database(configured, project),
+    }[path]
+    with pytest.raises(NeonAPIError) as caught:
+        again()
+    assert caught.value.status == (400 if path == ENDPOINTS else 409)
+    assert count(neon_api, "POST", path) == (3 if path == ENDPOINTS else 4)
+    assert inventory(neon_api) == state
+    if path == ROLES:
+        assert current_user("learnflow_owner", existing["password"], project["host"], APPS_DATABASE)
+
+
+def test_a_lost_endpoint_answer_adopts_the_new_endpoint(configured, neon_api, client):
+    project = create_project(configured)
+    bare = client.create_branch(project["project_id"], {"name": "bare"}, [])["branch"]
+    neon_api.faults.add("POST", ENDPOINTS, 502)
+    neon_api.faults.lose_response_after_commit("POST", ENDPOINTS)
+    endpoint = client.create_endpoint(project["project_id"], {"branch_id": bare["id"], "type": "read_write"})
+    [only] = [e for e in project_endpoints(neon_api) if e["branch_id"] == bare["id"]]
+    assert endpoint["id"] == only["id"] and count(neon_api, "POST", ENDPOINTS) == 2
 
 
 def test_slow_responses_past_the_timeout_are_adopted_or_retried(configured, neon_api):
