@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 PROJECT = "neon-stack"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +37,38 @@ MAX_COMPUTE_UNITS = 56.0
 BRANCH_INIT_SOURCES = ("parent-data", "schema-only")
 KUBERNETES_MODES = ("cluster", "render")
 
-_APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+# Patterns are applied with fullmatch; every digit class is ASCII [0-9] (Python's \d and int() also
+# take other scripts' digits, `_`, `+` and spaces).
+_APP_NAME = re.compile(r"[a-z][a-z0-9_]*")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_PG_DURATION = re.compile(r"^[0-9]+(ms|s|min|h|d)?$")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+_PG_DURATION = re.compile(r"(0|[1-9][0-9]*)(ms|s|min|h|d)?")  # PostgreSQL reads 010 as octal (8), 08 not at all
 GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
-_VERSION = re.compile(r"^[0-9]+$")
-_STACK_REF = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?$")
+_GO_DURATION_PART = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ns|us|µs|ms|s|m|h)")
+_VERSION = re.compile(r"[0-9]+")
+_STACK_REF = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?")
+_NEON_ID = re.compile(r"[a-z0-9-]{1,60}")  # project and organization ids in Neon's API
+
+# What the consumers of the settings accept.
+MAX_NEON_NAME = 256  # project and branch names, in characters
+PRIMARY_BRANCH = "main"  # the default branch of a project the stack creates: no extra branch may take it
+SUSPEND_TIMEOUT_MIN = 60  # Neon refuses 1 to 59 seconds; 0 is its default, -1 never suspends
+SUSPEND_TIMEOUT_MAX = 604800
+PG_MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL cuts longer names short, Neon refuses them
+PG_RESERVED_ROLE_PREFIX = "pg_"
+PG_RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})  # every Neon branch has them
+PG_MAX_TIMEOUT_MS = 2**31 - 1  # lock_timeout, statement_timeout: int milliseconds
+_PG_UNIT_MS = {"": 1, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+GO_MAX_DURATION_NS = 2**63 - 1  # time.Duration (int64 nanoseconds)
+_GO_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+KUBERNETES_MAX_LABEL = 63
+KUBERNETES_MAX_SUBDOMAIN = 253
+KUBERNETES_BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+DAPR_SERVICE_SUFFIX = "-dapr"  # Dapr makes a Service `<app id>-dapr`, so that must be a DNS-1123 label
+_MAX_DIGITS = 20  # more than any range here needs; int() refuses strings of more than 4300 digits
 
 
 # Each setting: default (as a Python value) and the type its raw config value parses to.
@@ -194,8 +219,8 @@ class _Reader:
     def string(self, key: str, check: Callable[[str], str | None] | None = None) -> str:
         value = self._value(key)
         if not isinstance(value, str):
-            self.fail(key, f"expected a string, got {value!r}")
-            return DEFAULTS[key]
+            self.fail(key, f"expected a string, got {_shown(value)}")
+            return DEFAULTS.get(key, "")  # keys of other namespaces (neon:apiUrl) have no default here
         value = value.strip()
         problem = check(value) if check else None
         if problem:
@@ -204,11 +229,14 @@ class _Reader:
 
     def integer(self, key: str, low: int, high: int) -> int:
         value = self._value(key)
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            self.fail(key, f"expected an integer, got {value!r}")
+        text = _number_text(value)
+        if text is None or not _INTEGER.fullmatch(text):
+            self.fail(key, f"expected an integer (ASCII digits), got {_shown(value)}")
             return DEFAULTS[key]
+        if len(text) > _MAX_DIGITS:
+            self.fail(key, f"a number of {len(text)} digits is out of range ({low} to {high})")
+            return DEFAULTS[key]
+        number = int(text)
         if not low <= number <= high:
             self.fail(key, f"{number} is out of range ({low} to {high})")
         return number
@@ -217,19 +245,19 @@ class _Reader:
         value = self._value(key)
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
+        text = value.strip().lower() if isinstance(value, str) else None
         if text in ("true", "false"):
             return text == "true"
-        self.fail(key, f"expected true or false, got {value!r}")
+        self.fail(key, f"expected true or false, got {_shown(value)}")
         return DEFAULTS[key]
 
     def compute_units(self, key: str) -> float:
         value = self._value(key)
-        try:
-            units = float(str(value).strip())
-        except ValueError:
-            self.fail(key, f"expected a number of compute units such as 0.25, got {value!r}")
+        text = _number_text(value)
+        if text is None or not _DECIMAL.fullmatch(text):
+            self.fail(key, f"expected a number of compute units such as 0.25, got {_shown(value)}")
             return float(DEFAULTS[key])
+        units = float(text)
         if not 0.25 <= units <= MAX_COMPUTE_UNITS or (units * 4) % 1:
             self.fail(key, f"{units} CU is not a multiple of 0.25 between 0.25 and {MAX_COMPUTE_UNITS:g}")
         return units
@@ -239,11 +267,11 @@ class _Reader:
         if isinstance(value, str):
             try:
                 value = json.loads(value) if value.strip() else []
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, an integer of over 4300 digits, or nested too deep
                 self.fail(key, "expected a list of strings (set it with `pulumi config set --path`)")
                 return []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, f"expected a list of strings, got {value!r}")
+            self.fail(key, f"expected a list of strings, got {_shown(value)}")
             return []
         return [v.strip() for v in value]
 
@@ -254,11 +282,11 @@ class _Reader:
             app, sep, value = entry.partition("=")
             app, value = app.strip(), value.strip()
             if not sep or not value:
-                self.fail(key, f"entry {entry!r} is not of the form app=value")
+                self.fail(key, f"entry {_shown(entry)} is not of the form app=value")
             elif app not in apps:
-                self.fail(key, f"entry {entry!r} names {app!r}, which is not in neon-stack:apps")
+                self.fail(key, f"entry {_shown(entry)} names {_shown(app)}, which is not in neon-stack:apps")
             elif app in mapping:
-                self.fail(key, f"app {app!r} appears more than once")
+                self.fail(key, f"app {_shown(app)} appears more than once")
             else:
                 mapping[app] = value
         return mapping
@@ -268,28 +296,122 @@ def _qualified(key: str) -> str:
     return key if ":" in key else f"{PROJECT}:{key}"
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A raw value for a message: its repr, cut short (a value may be a whole JSON document)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an integer of over 4300 digits, or nesting too deep to print
+        return "a value too large to show"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _number_text(value: Any) -> str | None:
+    """A numeric setting as text (Pulumi passes text; tests and stack files may pass numbers), or None."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        return str(value).strip()
+    except ValueError:  # an integer of over 4300 digits
+        return None
+
+
 def _one_of(choices: tuple[str, ...] | frozenset[str]) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         if value not in choices:
-            return f"{value!r} is not one of {', '.join(sorted(choices))}"
+            return f"{_shown(value)} is not one of {', '.join(sorted(choices))}"
         return None
 
     return check
 
 
-def _matches(pattern: re.Pattern[str], what: str, max_length: int = 253) -> Callable[[str], str | None]:
+def _matches(
+    pattern: re.Pattern[str], what: str, max_length: int = KUBERNETES_MAX_SUBDOMAIN
+) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
-        if not pattern.match(value) or len(value) > max_length:
-            return f"{value!r} is not {what}"
+        if not pattern.fullmatch(value) or len(value) > max_length:
+            return f"{_shown(value)} is not {what}"
         return None
 
     return check
+
+
+def _is_dns_label(value: str, max_length: int = KUBERNETES_MAX_LABEL) -> bool:
+    return bool(DNS_LABEL.fullmatch(value)) and len(value) <= max_length
 
 
 def _http_url(value: str) -> str | None:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        return f"{value!r} is not an http(s) URL"
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError unless absent or a number up to 65535
+    except ValueError:
+        return "is not a URL (malformed host or port)"  # not shown: it may hold a password
+    if "@" in parts.netloc:
+        return "must not hold a user or password (the API key is neon:apiKey)"
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return f"{_shown(value)} is not an http(s) URL"
+    return None
+
+
+def _neon_id(value: str) -> str | None:
+    if value and not _NEON_ID.fullmatch(value):
+        return f"{_shown(value)} is not a Neon id (1 to 60 lowercase letters, digits and -)"
+    return None
+
+
+def _neon_name(value: str) -> str | None:
+    if len(value) > MAX_NEON_NAME:
+        return f"is {len(value)} characters long; Neon allows {MAX_NEON_NAME}"
+    return None
+
+
+def _branch_name(name: str) -> str | None:
+    """A name Neon accepts for a branch the stack makes: not the default branch's, which the project has."""
+    if not name or len(name) > MAX_NEON_NAME:
+        return f"{_shown(name)} is not a valid branch name (1 to {MAX_NEON_NAME} characters)"
+    if name == PRIMARY_BRANCH:
+        return f"{_shown(name)} is the name of the project's default branch"
+    return None
+
+
+def _pg_timeout(value: str) -> str | None:
+    """lock_timeout and statement_timeout are int milliseconds: a whole number and unit, at most 2147483647 ms."""
+    match = _PG_DURATION.fullmatch(value)
+    if not match:
+        return (
+            f"{_shown(value)} is not a PostgreSQL duration such as 10s (a whole number without leading zeros, "
+            "then ms, s, min, h or d)"
+        )
+    digits, unit = match[1], match[2] or ""
+    if len(digits) > _MAX_DIGITS or int(digits) * _PG_UNIT_MS[unit] > PG_MAX_TIMEOUT_MS:
+        return f"{_shown(value)} is over PostgreSQL's limit of {PG_MAX_TIMEOUT_MS} ms (about 24.8 days)"
+    return None
+
+
+def _go_duration_ns(value: str) -> int | None:
+    """Nanoseconds of a Go duration as time.ParseDuration reads it (each part cut to whole nanoseconds),
+    or None if `value` is not one; a part too large for int64 counts as GO_MAX_DURATION_NS + 1."""
+    if not GO_DURATION.fullmatch(value):
+        return None
+    total = 0
+    for whole, fraction, unit in _GO_DURATION_PART.findall(value):
+        significant = whole.lstrip("0") or "0"
+        if len(significant) > _MAX_DIGITS:
+            return GO_MAX_DURATION_NS + 1
+        digits = fraction[:_MAX_DIGITS]  # finer than a nanosecond of any unit
+        total += int(significant) * _GO_UNIT_NS[unit]
+        if digits:
+            total += int(digits) * _GO_UNIT_NS[unit] // 10 ** len(digits)
+    return total
+
+
+def _dapr_timeout(value: str) -> str | None:
+    """Dapr honours an initTimeout above zero that fits time.Duration: daprd 1.18 gives up at once on
+    zero and takes its 5s default for what it cannot parse (an overflow); its main branch takes 5s for both."""
+    nanoseconds = _go_duration_ns(value)
+    if nanoseconds is None:
+        return f"{_shown(value)} is not a duration such as 30s"
+    if not 0 < nanoseconds <= GO_MAX_DURATION_NS:
+        return f"{_shown(value)} must be above zero and at most 2562047h (Go's time.Duration), or Dapr ignores it"
     return None
 
 
@@ -312,24 +434,31 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
     compute = ComputeSettings(
         min_cu=r.compute_units("computeMinCu"),
         max_cu=r.compute_units("computeMaxCu"),
-        suspend_timeout_seconds=r.integer("suspendTimeoutSeconds", -1, 604800),
+        suspend_timeout_seconds=r.integer("suspendTimeoutSeconds", -1, SUSPEND_TIMEOUT_MAX),
     )
     if compute.max_cu < compute.min_cu:
         r.fail("computeMaxCu", f"{compute.max_cu:g} is below computeMinCu ({compute.min_cu:g})")
+    if 0 < compute.suspend_timeout_seconds < SUSPEND_TIMEOUT_MIN:
+        r.fail(
+            "suspendTimeoutSeconds",
+            f"{compute.suspend_timeout_seconds} is below Neon's minimum of {SUSPEND_TIMEOUT_MIN} seconds "
+            "(0 is Neon's default, -1 is never)",
+        )
 
     extra_branches = r.string_list("branches")
     for name in sorted({b for b in extra_branches if extra_branches.count(b) > 1}):
-        r.fail("branches", f"branch {name!r} appears more than once")
-    for name in extra_branches:
-        if not name or len(name) > 256:
-            r.fail("branches", f"{name!r} is not a valid branch name (1 to 256 characters)")
+        r.fail("branches", f"branch {_shown(name)} appears more than once")
+    for name in dict.fromkeys(extra_branches):
+        problem = _branch_name(name)
+        if problem:
+            r.fail("branches", problem)
 
     neon = NeonSettings(
-        project_name=r.string("projectName") or f"{PROJECT}-{stack}",
-        adopt_project_id=r.string("adoptProjectId") or None,
+        project_name=r.string("projectName", _neon_name) or f"{PROJECT}-{stack}",
+        adopt_project_id=r.string("adoptProjectId", _neon_id) or None,
         region=r.string("region", _one_of(NEON_REGIONS)),
         pg_version=r.integer("pgVersion", PG_VERSIONS.start, PG_VERSIONS.stop - 1),
-        org_id=r.string("orgId") or None,
+        org_id=r.string("orgId", _neon_id) or None,
         history_retention_seconds=r.integer("historyRetentionSeconds", 0, 2592000),
         compute=compute,
         extra_branches=tuple(extra_branches),
@@ -337,13 +466,16 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
 
     parent_stack = r.string(
         "parentStack",
-        lambda v: None if not v or _STACK_REF.match(v) else f"{v!r} is not a stack name (org/project/stack)",
+        lambda v: None if not v or _STACK_REF.fullmatch(v) else f"{_shown(v)} is not a stack name (org/project/stack)",
     )
     branch_name = r.string("branchName")
     init_source = r.string("branchInitSource", _one_of(BRANCH_INIT_SOURCES))
     branch_mode = None
     if parent_stack:
         branch_mode = BranchModeSettings(parent_stack, branch_name or stack, init_source)
+        problem = _branch_name(branch_mode.branch_name)
+        if problem:
+            r.fail("branchName", problem if branch_name else f"empty, so the stack name is used: {problem}")
         if neon.adopt_project_id:
             r.fail("adoptProjectId", "cannot be combined with neon-stack:parentStack (branch mode owns no project)")
         if neon.extra_branches:
@@ -354,10 +486,8 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
     migrations = MigrationSettings(
         allow_destructive=r.boolean("allowDestructiveMigrations"),
         allow_out_of_order=r.boolean("allowOutOfOrderMigrations"),
-        lock_timeout=r.string("migrationLockTimeout", _matches(_PG_DURATION, "a PostgreSQL duration such as 10s")),
-        statement_timeout=r.string(
-            "migrationStatementTimeout", _matches(_PG_DURATION, "a PostgreSQL duration such as 15min")
-        ),
+        lock_timeout=r.string("migrationLockTimeout", _pg_timeout),
+        statement_timeout=r.string("migrationStatementTimeout", _pg_timeout),
     )
 
     kube_mode = r.string("kubernetesMode", _one_of(KUBERNETES_MODES))
@@ -372,45 +502,46 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
         create_namespaces=r.boolean("createNamespaces"),
     )
 
-    apps = _parse_apps(r, schema_root)
+    apps = _parse_apps(r, schema_root, kubernetes.create_namespaces)
     protect = r.boolean("protect")
     if r.problems:
         raise SettingsError(r.problems)
     return StackSettings(stack, protect, neon, branch_mode, migrations, kubernetes, apps)
 
 
-def _parse_apps(r: _Reader, schema_root: Path) -> tuple[AppSettings, ...]:
+def _parse_apps(r: _Reader, schema_root: Path, create_namespaces: bool) -> tuple[AppSettings, ...]:
     names = r.string_list("apps")
     if not names:
         r.fail("apps", "lists no application")
     for name in sorted({n for n in names if names.count(n) > 1}):
-        r.fail("apps", f"application {name!r} appears more than once")
-    for name in names:
-        if not _APP_NAME.match(name):
-            r.fail("apps", f"{name!r} is not an application name (lowercase letters, digits, _; 30 at most)")
-        elif not any((schema_root / name).glob("*.sql")):
-            r.fail("apps", f"application {name!r} has no SQL files in {schema_root / name}")
+        r.fail("apps", f"application {_shown(name)} appears more than once")
 
     namespaces = r.app_map("namespaces", names)
     for app, namespace in namespaces.items():
-        if not DNS_LABEL.match(namespace) or len(namespace) > 63:
-            r.fail("namespaces", f"{namespace!r} (for {app}) is not a DNS-1123 label")
+        if not _is_dns_label(namespace):
+            r.fail("namespaces", f"{_shown(namespace)} (for {app}) is not a DNS-1123 label")
     scopes = r.app_map("daprScopes", names)
     for app, ids in scopes.items():
-        if any(not i.strip() for i in ids.split(",")):
-            r.fail("daprScopes", f"entry for {app} has an empty app id")
+        for app_id in (i.strip() for i in ids.split(",")):
+            if not _is_dns_label(app_id + DAPR_SERVICE_SUFFIX):
+                r.fail(
+                    "daprScopes",
+                    f"{_shown(app_id)} (for {app}) is not a Dapr app id (lowercase letters, digits and -, a letter "
+                    f"or digit first, {KUBERNETES_MAX_LABEL - len(DAPR_SERVICE_SUFFIX)} characters at most)",
+                )
     baselines = r.app_map("baselineVersions", names)
     for app, version in baselines.items():
-        if not _VERSION.match(version):
-            r.fail("baselineVersions", f"{version!r} (for {app}) is not a migration version number")
+        if not _VERSION.fullmatch(version):
+            r.fail("baselineVersions", f"{_shown(version)} (for {app}) is not a migration version number")
 
+    # Kubernetes object names; Dapr also needs a Component's name to be a URL path segment, which these are.
     secret_name = r.string("secretName", _matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
     component_name = r.string("daprComponentName", _matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
-    init_timeout = r.string("daprInitTimeout", _matches(GO_DURATION, "a duration such as 30s"))
+    init_timeout = r.string("daprInitTimeout", _dapr_timeout)
     password_version = r.integer("passwordVersion", 1, 2**31 - 1)
     channel_binding = r.boolean("channelBinding")
 
-    return tuple(
+    apps = tuple(
         AppSettings(
             name=name,
             schema_dir=schema_root / name,
@@ -428,6 +559,70 @@ def _parse_apps(r: _Reader, schema_root: Path) -> tuple[AppSettings, ...]:
         )
         for name in dict.fromkeys(names)
     )
+    for app in apps:
+        if not _APP_NAME.fullmatch(app.name):
+            r.fail("apps", f"{_shown(app.name)} is not an application name (a letter, then letters, digits and _)")
+    well_formed = [app for app in apps if _APP_NAME.fullmatch(app.name)]
+    for app in well_formed:
+        problem = _derived_name_problem(app, app.name in namespaces)
+        if problem:
+            r.fail("apps", f"application {_shown(app.name)}: {problem}")
+        elif not any(app.schema_dir.glob("*.sql")):  # after the length checks: a long name is an OSError here
+            r.fail("apps", f"application {_shown(app.name)} has no SQL files in {app.schema_dir}")
+    _check_namespaces(r, well_formed, set(namespaces), create_namespaces)
+    return apps
+
+
+def _derived_name_problem(app: AppSettings, namespace_overridden: bool) -> str | None:
+    """Why a name made from a well-formed app name would be refused where it is used, or None.
+
+    Every statement quotes these names (psycopg's sql.Identifier, Neon's API), so an SQL keyword is
+    fine; the app role provider takes lowercase identifiers of 63 bytes at most, like these.
+    """
+    for what, name in (("database", app.database), ("owner role", app.owner_role), ("app role", app.app_role)):
+        if len(name.encode()) > PG_MAX_IDENTIFIER_BYTES:
+            return f"its {what} {_shown(name)} would be longer than PostgreSQL's {PG_MAX_IDENTIFIER_BYTES} bytes"
+    if any(role.startswith(PG_RESERVED_ROLE_PREFIX) for role in (app.owner_role, app.app_role)):
+        roles = f"{_shown(app.owner_role)} and {_shown(app.app_role)}"
+        return f"its roles {roles} would start with {PG_RESERVED_ROLE_PREFIX}, which PostgreSQL reserves"
+    if app.database in PG_RESERVED_DATABASES:
+        return f"its database {_shown(app.database)} already exists on every Neon branch"
+    if not namespace_overridden and not _is_dns_label(app.namespace):
+        return f"its namespace {_shown(app.namespace)} would not be a DNS-1123 label (set one in neon-stack:namespaces)"
+    if not _LABEL_VALUE.fullmatch(app.name):
+        return "it is the value of the label app.kubernetes.io/name, which must end with a letter or a digit"
+    return None
+
+
+def _check_namespaces(
+    r: _Reader, apps: list[AppSettings], overridden: set[str], create_namespaces: bool
+) -> None:
+    """Each app in a namespace of its own that the stack can make: two apps in one namespace would declare
+    the same Secret and Component (their names are stack-wide), and the same Namespace if it is created.
+
+    A default namespace (`_` turned to `-`) is never another app's default, so a shared namespace
+    always involves neon-stack:namespaces.
+    """
+    first_app: dict[str, AppSettings] = {}
+    for app in apps:
+        source = "neon-stack:namespaces" if app.name in overridden else "neon-stack:apps"
+        if create_namespaces and app.namespace in KUBERNETES_BUILT_IN_NAMESPACES:
+            r.fail(
+                source,
+                f"namespace {_shown(app.namespace)} of {app.name} exists in every cluster and cannot be created by the "
+                "stack (choose another in neon-stack:namespaces, or set neon-stack:createNamespaces false)",
+            )
+        other = first_app.setdefault(app.namespace, app)
+        if other is app:
+            continue
+        other_source = "neon-stack:namespaces" if other.name in overridden else "neon-stack:apps"
+        shared = "Namespace, " if create_namespaces else ""
+        r.fail(
+            "namespaces",
+            f"{app.name} ({source}) and {other.name} ({other_source}) are both in namespace {_shown(app.namespace)}, "
+            f"so they would declare the same {shared}Secret {_shown(app.secret_name)} (neon-stack:secretName) and "
+            f"Component {_shown(app.dapr_component_name)} (neon-stack:daprComponentName): give each its own namespace",
+        )
 
 
 def stack_config() -> dict[str, Any]:

@@ -1,23 +1,36 @@
-"""Stack settings: defaults, the stack files, and every invalid value reported with its key."""
+"""Stack settings: defaults, the stack files, and every invalid value reported with its key; generated
+configs (any input gives settings or a SettingsError naming keys; accepted settings give valid names that
+never collide; migration timeouts as PostgreSQL reads them)."""
 
+import json
+import re
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from psycopg import sql
 
-from components.settings import DEFAULTS, PROJECT_ROOT, SettingsError, parse_settings
+from components.settings import DEFAULTS, PROJECT_ROOT, SettingsError, StackSettings, parse_settings
 from tests.support.stack_config import stack_file_config
 
 SIMPLE_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
 
 
+def app_schemas(root: Path, *apps: str) -> Path:
+    """`root` with a directory holding one SQL file for each app."""
+    for app in apps:
+        (root / app).mkdir(exist_ok=True)
+        (root / app / "0001_init.sql").write_text("CREATE TABLE t (id int);\n")
+    return root
+
+
 @pytest.fixture
 def schema_root(tmp_path: Path) -> Path:
     """A schema tree with the two default applications, independent of the project's own files."""
-    for app in ("chatkit", "learnflow"):
-        (tmp_path / app).mkdir()
-        (tmp_path / app / "0001_init.sql").write_text("CREATE TABLE t (id int);\n")
-    return tmp_path
+    return app_schemas(tmp_path, "chatkit", "learnflow")
 
 
 def raw(**values):
@@ -102,6 +115,38 @@ BAD = [
     ("daprInitTimeout", raw(daprInitTimeout="30 seconds")),
     ("channelBinding", raw(channelBinding="require")),
     ("regoin", raw(regoin="aws-us-east-1")),
+    # Numbers: ASCII digits only (int() and float() also take other scripts' digits, _, + and spaces).
+    ("pgVersion", raw(pgVersion="١٧")),
+    ("pgVersion", raw(pgVersion="1_7")),
+    ("pgVersion", raw(pgVersion="+17")),
+    ("historyRetentionSeconds", raw(historyRetentionSeconds="9" * 5000)),
+    ("passwordVersion", raw(passwordVersion="²")),
+    ("computeMinCu", raw(computeMinCu="٠.٥")),
+    ("computeMaxCu", raw(computeMaxCu="1e0")),
+    # Durations within what their consumer takes.
+    ("suspendTimeoutSeconds", raw(suspendTimeoutSeconds="59")),
+    ("migrationLockTimeout", raw(migrationLockTimeout="2147484s")),
+    ("migrationStatementTimeout", raw(migrationStatementTimeout="25d")),
+    ("migrationStatementTimeout", raw(migrationStatementTimeout="١٥min")),
+    ("daprInitTimeout", raw(daprInitTimeout="0s")),
+    ("daprInitTimeout", raw(daprInitTimeout="0.5ns")),
+    ("daprInitTimeout", raw(daprInitTimeout="2562048h")),
+    # Names that Neon, PostgreSQL, Kubernetes or Dapr would refuse later.
+    ("apps", raw(apps='["a_"]')),
+    ("apps", raw(apps='["pg_stats"]')),
+    ("apps", raw(apps='["postgres"]')),
+    ("apps", raw(apps=f'["{"a" * 58}"]')),
+    ("apps", raw(apps=f'["{"a" * 300}"]')),
+    ("namespaces", raw(namespaces='["chatkit=learnflow"]')),
+    ("namespaces", raw(namespaces='["learnflow=kube-system"]')),
+    ("daprScopes", raw(daprScopes='["chatkit=Api"]')),
+    ("daprScopes", raw(daprScopes=f'["chatkit={"a" * 59}"]')),
+    ("branches", raw(branches='["main"]')),
+    ("branchName", raw(parentStack="acme/neon-stack/dev", branchName="main")),
+    ("branchName", raw(parentStack="acme/neon-stack/dev", branchName="b" * 257)),
+    ("projectName", raw(projectName="p" * 257)),
+    ("adoptProjectId", raw(adoptProjectId="../projects")),
+    ("orgId", raw(orgId="Org_1")),
 ]
 
 
@@ -155,3 +200,279 @@ def test_stack_files_parse(stack_file: Path):
     stack = stack_file.name.split(".")[1]
     settings = parse_settings(stack_file_config(stack), stack)
     assert settings.stack == stack
+
+
+def test_branch_mode_refuses_a_stack_named_like_the_default_branch(schema_root):
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw(parentStack="acme/neon-stack/dev"), "main", schema_root)
+    assert caught.value.problems == [
+        "neon-stack:branchName: empty, so the stack name is used: 'main' is the name of the project's default branch"
+    ]
+
+
+def test_the_longest_app_name_fits_every_derived_name(tmp_path: Path):
+    longest = "a" * (63 - len("_owner"))
+    schemas = app_schemas(tmp_path, longest, "select")
+    settings = parse_settings(raw(apps=json.dumps([longest, "select"])), "dev", schemas)
+    app, keyword = settings.apps
+    assert len(app.owner_role) == 63 and app.namespace == longest
+    assert (keyword.database, keyword.app_role) == ("select", "select_app")  # every statement quotes names
+
+
+def test_a_namespace_every_cluster_has_needs_create_namespaces_false(tmp_path: Path):
+    config = raw(apps='["default"]')
+    with pytest.raises(SettingsError, match=r"neon-stack:apps: namespace 'default' of default exists in every cluster"):
+        parse_settings(config, "dev", app_schemas(tmp_path, "default"))
+    settings = parse_settings(config | raw(createNamespaces="false"), "dev", tmp_path)
+    assert settings.apps[0].namespace == "default"
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "create", "message"),
+    [
+        ('["learnflow=chatkit"]', "true",
+         "neon-stack:namespaces: learnflow (neon-stack:namespaces) and chatkit (neon-stack:apps) are both in namespace "
+         "'chatkit', so they would declare the same Namespace, Secret 'postgres-credentials' (neon-stack:secretName) "
+         "and Component 'statestore' (neon-stack:daprComponentName): give each its own namespace"),
+        ('["chatkit=shared", "learnflow=shared"]', "false",
+         "neon-stack:namespaces: learnflow (neon-stack:namespaces) and chatkit (neon-stack:namespaces) are both in "
+         "namespace 'shared', so they would declare the same Secret 'postgres-credentials' (neon-stack:secretName) "
+         "and Component 'statestore' (neon-stack:daprComponentName): give each its own namespace"),
+    ],
+)
+def test_two_apps_in_one_namespace_are_refused_naming_both(namespaces, create, message, schema_root):
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw(namespaces=namespaces, createNamespaces=create), "dev", schema_root)
+    assert caught.value.problems == [message]
+
+
+def test_durations_up_to_their_consumers_limits_are_accepted(schema_root):
+    settings = parse_settings(
+        raw(migrationLockTimeout="2147483647", migrationStatementTimeout="2147483s", daprInitTimeout="2562047h",
+            suspendTimeoutSeconds="60"),
+        "dev",
+        schema_root,
+    )
+    assert (settings.migrations.lock_timeout, settings.migrations.statement_timeout) == ("2147483647", "2147483s")
+    assert settings.apps[0].dapr_init_timeout == "2562047h" and settings.neon.compute.suspend_timeout_seconds == 60
+    for never_or_default in (-1, 0):
+        compute = parse_settings(raw(suspendTimeoutSeconds=str(never_or_default)), "dev", schema_root).neon.compute
+        assert compute.suspend_timeout_seconds == never_or_default
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://neon:s3cret@console.neon.tech/api/v2", "must not hold a user or password"),
+        ("http://neon:s3cret@[::1/api/v2", "is not a URL (malformed host or port)"),
+        ("http://127.0.0.1:99999/api/v2", "is not a URL (malformed host or port)"),
+        (4010, "expected a string, got 4010"),
+    ],
+)
+def test_an_invalid_api_url_is_refused_without_showing_credentials(url, message, schema_root):
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({"neon:apiUrl": url}, "dev", schema_root)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"neon:apiUrl: {message}")
+    assert "s3cret" not in str(caught.value)
+
+
+# Generated cases. The oracles below restate the consumers' rules independently of components/settings.py
+# (Kubernetes' DNS-1123 label and subdomain, label values, PostgreSQL's 63-byte names), and PostgreSQL
+# itself judges the timeouts and role names.
+KEYS = [f"neon-stack:{key}" for key in DEFAULTS] + ["neon:apiUrl"]
+DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_1123_SUBDOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+LOWERCASE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+BUILT_IN_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+app_names = st.sampled_from(["chatkit", "learnflow", "a_", "pg_x", "postgres", "default", "select", "a" * 57,
+                             "a" * 58]) | st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
+namespace_names = st.sampled_from(["chatkit", "learnflow", "shared", "kube-system", "a-", "n" * 64]) | st.from_regex(
+    r"[a-z0-9][-a-z0-9]{0,8}", fullmatch=True
+)
+app_ids = st.sampled_from(["api", "worker", "a-", "Api", "a.b", "-a", "", "a" * 58, "a" * 59]) | st.from_regex(
+    r"[a-z0-9][-a-z0-9]{0,8}", fullmatch=True
+)
+durations = st.from_regex(r"-?[0-9]{1,12}(ns|us|µs|ms|s|min|m|h|d)?", fullmatch=True) | st.sampled_from(
+    ["2147483647", "2147483648", "2147483s", "2147484s", "24d", "25d", "010s", "0x10s", "2562047h", "2562048h",
+     "0s", "1.5h30m", "1.5s", "10 s"]
+)
+numbers = st.integers().map(str) | st.sampled_from(["١٧", "1_7", "+17", " 17 ", "17.0", "0.25", "1e0", "nan", "59"])
+urls = st.from_regex(r"(https?|ftp)://[a-z0-9:@.\[\]]{0,12}(/[a-z0-9]{0,4})?", fullmatch=True) | st.sampled_from(
+    ["http://[::1/api/v2", "http://127.0.0.1:99999", "http://127.0.0.1:port", "https://key:secret@host", "http://"]
+)
+config_values = (
+    json_values
+    | json_values.map(json.dumps)
+    | st.text(max_size=30)
+    | numbers
+    | durations
+    | st.lists(app_names, max_size=3).map(json.dumps)
+    | st.lists(st.tuples(app_names, namespace_names).map("=".join), max_size=3).map(json.dumps)
+    | urls
+)
+config_keys = st.sampled_from(KEYS) | st.text(max_size=12).map("neon-stack:".__add__) | st.text(max_size=12)
+any_configs = st.builds(
+    lambda values, api: values | api,
+    st.dictionaries(config_keys, config_values, max_size=8),
+    st.fixed_dictionaries({}, optional={"neon:apiUrl": urls | config_values}),
+)
+
+
+@pytest.fixture(scope="module")
+def pool_schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Schema directories for any app name the generators make (created as they appear)."""
+    return tmp_path_factory.mktemp("schemas")
+
+
+def parse_with_schemas(config: dict, schemas: Path, stack: str = "dev"):
+    names = config.get("neon-stack:apps")
+    try:
+        apps = json.loads(names) if isinstance(names, str) else ["chatkit", "learnflow"]
+    except ValueError:
+        apps = []
+    for app in apps if isinstance(apps, list) else []:
+        if isinstance(app, str) and LOWERCASE_IDENTIFIER.fullmatch(app.strip()) and len(app) <= 100:
+            app_schemas(schemas, app.strip())
+    return parse_settings(config, stack, schemas)
+
+
+def names_a_key(problem: str, config: dict) -> bool:
+    return any(problem.startswith(f"{key}: ") for key in {*KEYS, *config})
+
+
+@pytest.mark.fuzz
+def test_any_config_gives_settings_or_a_settings_error_naming_keys(pool_schemas: Path):
+    @given(any_configs, st.sampled_from(["dev", "main", "pr-7"]))
+    def check(config: dict, stack: str) -> None:
+        try:
+            parse_with_schemas(config, pool_schemas, stack)
+        except SettingsError as refused:
+            assert refused.problems
+            assert all(names_a_key(p, config) for p in refused.problems), refused.problems
+
+    check()
+
+
+@st.composite
+def app_configs(draw: st.DrawFn) -> dict[str, str]:
+    """Configs that are mostly valid: apps, their namespaces and Dapr scopes, names, timeouts."""
+    apps = draw(st.lists(app_names, min_size=1, max_size=4, unique=True))
+    namespaces = draw(st.dictionaries(st.sampled_from(apps), namespace_names, max_size=len(apps)))
+    scopes = draw(st.dictionaries(st.sampled_from(apps), st.lists(app_ids, min_size=1, max_size=2)))
+    config = raw(
+        apps=json.dumps(apps),
+        namespaces=json.dumps([f"{app}={namespace}" for app, namespace in namespaces.items()]),
+        daprScopes=json.dumps([f"{app}={','.join(ids)}" for app, ids in scopes.items()]),
+        createNamespaces=draw(st.sampled_from(["true", "false"])),
+        secretName=draw(st.sampled_from(["postgres-credentials", "db.credentials", "Bad_Name"])),
+        daprComponentName=draw(st.sampled_from(["statestore", "state.v2", "-state"])),
+        migrationLockTimeout=draw(durations),
+        suspendTimeoutSeconds=draw(st.sampled_from(["-1", "0", "1", "59", "60", "604800", "604801"])),
+    )
+    return config
+
+
+def pg_accepts_role(conn: psycopg.Connection, role: str) -> bool:
+    """PostgreSQL creates a role of exactly this name (nothing reserved, nothing cut short)."""
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+            # As text: compared as a name, the parameter would be cut short the same way and still match.
+            found = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname::text = %s::text", (role,)).fetchone()
+            return found[0] == 1
+    except psycopg.errors.ReservedName:
+        return False
+
+
+def assert_valid_and_distinct(settings: StackSettings, conn: psycopg.Connection) -> None:
+    apps = settings.apps
+    for app in apps:
+        for name in (app.database, app.owner_role, app.app_role):
+            assert LOWERCASE_IDENTIFIER.fullmatch(name) and len(name.encode()) <= 63, name
+        assert app.database not in ("postgres", "template0", "template1")
+        assert pg_accepts_role(conn, app.owner_role) and pg_accepts_role(conn, app.app_role)
+        assert DNS_1123_LABEL.fullmatch(app.namespace), app.namespace
+        assert not (settings.kubernetes.create_namespaces and app.namespace in BUILT_IN_NAMESPACES)
+        assert DNS_1123_SUBDOMAIN.fullmatch(app.secret_name) and DNS_1123_SUBDOMAIN.fullmatch(app.dapr_component_name)
+        assert LABEL_VALUE.fullmatch(app.name) and len(app.name) <= 63
+        assert all(DNS_1123_LABEL.fullmatch(f"{i}-dapr") for i in app.dapr_scopes), app.dapr_scopes
+    roles = [role for app in apps for role in (app.owner_role, app.app_role)]
+    assert len(set(roles)) == len(roles)
+    for derived in (
+        [app.database for app in apps],
+        [app.namespace for app in apps],
+        [(app.namespace, app.secret_name) for app in apps],
+        [(app.namespace, app.dapr_component_name) for app in apps],
+    ):
+        assert len(set(derived)) == len(derived), derived
+    suspend = settings.neon.compute.suspend_timeout_seconds
+    assert suspend in (-1, 0) or 60 <= suspend <= 604800
+    assert postgresql_milliseconds(conn, "lock_timeout", settings.migrations.lock_timeout) is not None
+
+
+@pytest.mark.fuzz
+def test_accepted_settings_derive_valid_names_that_never_collide(pool_schemas: Path, postgres):
+    accepted = []
+
+    @given(app_configs())
+    def check(config: dict[str, str]) -> None:
+        try:
+            settings = parse_with_schemas(config, pool_schemas)
+        except SettingsError as refused:
+            assert all(names_a_key(p, config) for p in refused.problems), refused.problems
+            return
+        assert_valid_and_distinct(settings, conn)
+        accepted.append(config)
+
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        check()
+    assert len(accepted) >= 10  # the generator reaches accepted settings: the property was exercised
+
+
+PG_TIMEOUT = re.compile(r"(0|[1-9][0-9]*)(ms|s|min|h|d)?")  # the documented form
+MS_PER_UNIT = {"": 1, "ms": 1, "s": 1000, "min": 60 * 1000, "h": 3600 * 1000, "d": 24 * 3600 * 1000}
+
+
+@pytest.mark.fuzz
+def test_migration_timeouts_are_accepted_when_postgresql_reads_them_as_written(schema_root: Path, postgres):
+    """Accepted: PostgreSQL takes the value and means what it says (it reads 010 as octal). In the documented
+    form (a whole number, an optional unit) the converse holds too: nothing PostgreSQL takes is refused."""
+
+    @given(durations, st.sampled_from(["migrationLockTimeout", "migrationStatementTimeout"]))
+    def check(duration: str, key: str) -> None:
+        try:
+            parse_settings(raw(**{key: duration}), "dev", schema_root)
+            accepted = True
+        except SettingsError as refused:
+            assert refused.problems[0].startswith(f"neon-stack:{key}: ")
+            accepted = False
+        guc = "lock_timeout" if key == "migrationLockTimeout" else "statement_timeout"
+        milliseconds = postgresql_milliseconds(conn, guc, duration)
+        written = PG_TIMEOUT.fullmatch(duration)
+        if accepted:
+            assert written and milliseconds == int(written[1]) * MS_PER_UNIT[written[2] or ""], duration
+        elif written:
+            assert milliseconds is None, duration
+
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        check()
+
+
+def postgresql_milliseconds(conn: psycopg.Connection, guc: str, value: str) -> int | None:
+    """What PostgreSQL sets the timeout to (in ms), or None if it refuses the value. Read from set_config's
+    answer (`8s`, `1d`): a statement after a 1 ms statement_timeout would be cancelled."""
+    try:
+        with conn.transaction(force_rollback=True):
+            shown = conn.execute("SELECT set_config(%s, %s, true)", (guc, value)).fetchone()[0]
+    except psycopg.errors.InvalidParameterValue:
+        return None
+    number, unit = re.fullmatch(r"([0-9]+)([a-z]*)", shown).groups()
+    return int(number) * MS_PER_UNIT[unit]

@@ -44,6 +44,19 @@ BROKEN_SETTINGS = [
     ("daprInitTimeout", "30 secs"),
     ("channelBinding", "require"),
     ("projectNmae", "typo"),
+    # Accepted once, refused later by Neon, PostgreSQL, Kubernetes or Dapr: now refused here.
+    ("pgVersion", "١٧"),
+    ("suspendTimeoutSeconds", "30"),
+    ("migrationLockTimeout", "010s"),
+    ("migrationStatementTimeout", "25d"),
+    ("daprInitTimeout", "0s"),
+    ("apps", '["chatkit", "pg_stats"]'),
+    ("apps", '["chatkit", "learnflow_"]'),
+    ("namespaces", '["learnflow=chatkit"]'),
+    ("namespaces", '["chatkit=default"]'),
+    ("daprScopes", '["chatkit=Chat_Api"]'),
+    ("branches", '["main"]'),
+    ("adoptProjectId", "../projects"),
 ]
 
 
