@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.emulator.api_server import ApiServer
-from components.emulator.neon_fake import NeonFake
+from neon_emulator.api_server import ApiServer
+from neon_emulator.fake import NeonFake
 from scripts.pulumi_tools import install_kubernetes_plugin, pulumi_env, toolchain
 from tests.support.pulumi_cli import PulumiCli, copy_project
 

@@ -28,10 +28,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.emulator.servers import start_postgres
 from components.schema import engine
 from components.schema.files import checksum, load_directory, parse_file
 from components.schema.provider import MigrationsProvider, migration_entry
+from neon_emulator.servers import start_postgres
 
 
 def generate(directory: Path, count: int) -> list[Path]:

@@ -29,11 +29,11 @@ import dill
 import pulumi
 from pulumi.dynamic import Config, ConfigureRequest
 
-from components.emulator.api_server import ApiServer
-from components.emulator.neon_fake import NeonFake
 from components.neon.client import ClientPolicy
 from components.neon.component import NeonDatabase, NeonDatabaseArgs
 from components.settings import parse_settings
+from neon_emulator.api_server import ApiServer
+from neon_emulator.fake import NeonFake
 from tests.support.pulumi_mocks import run_program
 
 APPS = ("chatkit", "learnflow")

@@ -91,7 +91,7 @@ def start_emulator() -> None:
     LOCAL.mkdir(exist_ok=True)
     with LOG_FILE.open("ab") as log:
         process = subprocess.Popen(
-            [str(ROOT / "venv" / "bin" / "python"), "-m", "components.emulator", "--port", str(EMULATOR_PORT),
+            [str(ROOT / "venv" / "bin" / "python"), "-m", "neon_emulator", "--port", str(EMULATOR_PORT),
              "--api-key", EMULATOR_KEY, "--data-dir", str(LOCAL / "emulator")],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

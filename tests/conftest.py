@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 
-from components.emulator.servers import PgBouncer, PostgresServer, start_pgbouncer, start_postgres
+from neon_emulator.servers import PgBouncer, PostgresServer, start_pgbouncer, start_postgres
 
 pytest_plugins = ["tests.support.neon_fixtures"]
 

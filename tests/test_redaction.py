@@ -30,13 +30,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from components import redaction
 from components.app_role import AppRoleError, AppRoleProvider
-from components.emulator.servers import PostgresServer
 from components.redaction import WITHHELD, ConninfoError, hide, parse_conninfo, scrub
 from components.schema import engine
 from components.schema.__main__ import main
 from components.schema.files import load_directory
 from components.schema.provider import MigrationsProvider, migration_entry
 from components.settings import PROJECT_ROOT
+from neon_emulator.servers import PostgresServer
 
 CHATKIT = PROJECT_ROOT / "schema" / "chatkit"
 DOES_NOT_PARSE = "connection string does not parse"

@@ -20,10 +20,10 @@ import pytest
 from psycopg import sql
 
 from components.app_role import AppRoleProvider
-from components.emulator.servers import PgBouncer, PostgresServer
 from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
 from components.settings import PROJECT_ROOT, SCHEMA_ROOT, parse_settings
 from components.uri import pooled_host, postgres_uri
+from neon_emulator.servers import PgBouncer, PostgresServer
 from tests.support.manifests import declared_manifests
 from tests.support.pulumi_mocks import run_program
 

@@ -8,8 +8,8 @@ from psycopg import sql
 from pulumi.output import Unknown
 
 from components.app_role import AppRoleError, AppRoleProvider
-from components.emulator.servers import PostgresServer
 from components.uri import postgres_uri
+from neon_emulator.servers import PostgresServer
 
 provider = AppRoleProvider()
 

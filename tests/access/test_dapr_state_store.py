@@ -17,7 +17,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from components.emulator.servers import SUPERUSER
+from neon_emulator.servers import SUPERUSER
 from tests.access.conftest import APPS, ProvisionedApp, provision
 from tests.support.dapr_harness import HarnessRun, run_harness
 

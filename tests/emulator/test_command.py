@@ -1,4 +1,4 @@
-"""`python -m components.emulator` starts, serves the API with real clusters, and cleans up on Ctrl-C."""
+"""`python -m neon_emulator` starts, serves the API with real clusters, and cleans up on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _open(host: str) -> bool:
 
 def test_emulator_command_serves_and_cleans_up() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "components.emulator", "--port", "0", "--api-key", "local-key"],
+        [sys.executable, "-m", "neon_emulator", "--port", "0", "--api-key", "local-key"],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -60,7 +60,7 @@ def test_emulator_command_refuses_a_busy_port() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "components.emulator", "--port", str(port)],
+            [sys.executable, "-m", "neon_emulator", "--port", str(port)],
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,

@@ -1,11 +1,11 @@
-"""Each kind of injected fault behaves as components.emulator.faults documents."""
+"""Each kind of injected fault behaves as neon_emulator.faults documents."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from components.emulator.computes import Compute
+from neon_emulator.computes import Compute
 from tests.emulator.helpers import create_project
 from tests.support.neon_fixtures import NeonApi
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.emulator.api_server import LOG_TEXT_LIMIT, MAX_BODY_BYTES
+from neon_emulator.api_server import LOG_TEXT_LIMIT, MAX_BODY_BYTES
 from tests.support.neon_fixtures import NeonApi
 
 ROLES = "/api/v2/projects/no-such-project/branches/br-none/roles"
@@ -159,7 +159,7 @@ def test_chunked_bodies_get_411(neon_api: NeonApi) -> None:
 
 
 def test_a_huge_url_gets_414_and_short_log_lines(neon_api: NeonApi, caplog) -> None:
-    caplog.set_level(logging.DEBUG, logger="components.emulator.api_server")
+    caplog.set_level(logging.DEBUG, logger="neon_emulator.api_server")
     answer = exchange(neon_api, b"GET /api/v2/" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n")
     assert answer.status == 414 and answer.closed
     assert_short_printable_logs(caplog)
@@ -167,7 +167,7 @@ def test_a_huge_url_gets_414_and_short_log_lines(neon_api: NeonApi, caplog) -> N
 
 
 def test_a_long_binary_url_is_answered_logged_short_and_escaped(neon_api: NeonApi, caplog) -> None:
-    caplog.set_level(logging.DEBUG, logger="components.emulator.api_server")
+    caplog.set_level(logging.DEBUG, logger="neon_emulator.api_server")
     binary = bytes(set(range(0x100)) - SEPARATORS - set(b"?#"))  # all of it is path
     target = b"/api/v2/projects/\x1b[31m" + binary * 200 + b"\x00\x7f"
     answer = exchange(neon_api, b"GET " + target + b" HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n")
@@ -183,7 +183,7 @@ def test_a_target_that_is_not_a_url_gets_400(neon_api: NeonApi) -> None:
 
 
 def test_huge_and_binary_headers_are_answered(neon_api: NeonApi, caplog) -> None:
-    caplog.set_level(logging.DEBUG, logger="components.emulator.api_server")
+    caplog.set_level(logging.DEBUG, logger="neon_emulator.api_server")
     huge = exchange(neon_api, b"GET /api/v2/projects HTTP/1.1\r\nX-Big: " + b"b" * 70_000 + b"\r\n\r\n")
     assert huge.status == 431 and huge.closed
     many = b"".join(b"X-%d: v\r\n" % n for n in range(101))
@@ -201,7 +201,7 @@ def test_http_0_9_and_unknown_methods_get_a_status_line(neon_api: NeonApi) -> No
 
 
 def assert_short_printable_logs(caplog) -> None:
-    messages = [r.getMessage() for r in caplog.records if r.name == "components.emulator.api_server"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "neon_emulator.api_server"]
     assert messages
     for message in messages:
         assert len(message) < LOG_TEXT_LIMIT + 100, len(message)

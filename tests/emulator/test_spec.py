@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.emulator import spec
+from neon_emulator import spec
 
 
 def test_document_matches_its_pin_and_is_cached() -> None:

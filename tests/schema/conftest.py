@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from components.emulator.servers import PostgresServer
+from neon_emulator.servers import PostgresServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from components.emulator.servers import PgBouncer, PostgresServer
+from neon_emulator.servers import PgBouncer, PostgresServer
 from tests.schema.conftest import PROJECT_ROOT, history, query, write_files
 
 MIGRATIONS = 12

@@ -8,10 +8,10 @@ import pulumi
 import pytest
 from pulumi.output import Unknown
 
-from components.emulator.servers import PostgresServer
 from components.schema import engine
 from components.schema.files import load_directory
 from components.schema.provider import Migrations, MigrationsArgs, MigrationsProvider, migration_entry
+from neon_emulator.servers import PostgresServer
 from tests.schema.conftest import PROJECT_ROOT, history, query, write_files
 from tests.support.provider_host import ProviderHostError, start_provider_host
 from tests.support.pulumi_mocks import run_program

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.emulator.servers import PostgresServer
 from components.schema import engine
 from components.schema.files import MigrationFileError, load_directory, order, parse_file, version_key
 from components.schema.provider import MigrationsProvider, migration_entry
+from neon_emulator.servers import PostgresServer
 from tests.schema.conftest import history, new_database, query, tables, write_files
 
 numbers = st.integers(0, 10**18 - 1)

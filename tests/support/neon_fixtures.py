@@ -1,4 +1,4 @@
-"""Pytest fixtures for the fake Neon API (components.emulator).
+"""Pytest fixtures for the fake Neon API (neon_emulator).
 
 `neon_api` gives each test an empty fake Neon account served over real HTTP; the server is
 shared by the whole session, the state (projects and their PostgreSQL clusters, calls, faults,
@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from components.emulator.api_server import ApiServer
-from components.emulator.faults import Faults
-from components.emulator.neon_fake import NeonFake, ProjectState
+from neon_emulator.api_server import ApiServer
+from neon_emulator.fake import NeonFake
+from neon_emulator.faults import Faults
+from neon_emulator.state import ProjectState
 
 
 class NeonApi:

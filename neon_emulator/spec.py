@@ -29,8 +29,6 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from components.settings import PROJECT_ROOT
-
 PACKAGE = "@neondatabase/api-client"
 VERSION = "2.7.3"
 TARBALL_NAME = "neondatabase-api-client-2.7.3.tgz"
@@ -41,6 +39,9 @@ DOCUMENT_SHA256 = "dacf72ea2d63110b3694c705313e0b2104e9652ae1be3fc01ceebe7b17059
 # The document's only server: requests are validated as if they were sent there.
 SPEC_HOST = "https://console.neon.tech"
 API_PREFIX = "/api/v2"
+
+# The checkout this package lives in: its `.cache/` is the default cache.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SpecError(RuntimeError):

@@ -32,8 +32,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from components.emulator.neon_fake import ApiError, NeonFake, encode, error_body
-from components.emulator.spec import API_PREFIX
+from neon_emulator.fake import NeonFake
+from neon_emulator.spec import API_PREFIX
+from neon_emulator.state import ApiError, encode, error_body
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from components.emulator.servers import (
+from neon_emulator.servers import (
     SUPERUSER,
     PgBouncer,
     PostgresServer,

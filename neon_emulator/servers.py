@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 SUPERUSER = "postgres"
 
@@ -101,10 +101,9 @@ def _make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 def url(user: str, password: str, host: str, port: int, database: str, **params: str) -> str:
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}" + (
-        f"?{query}" if query else ""
-    )
+    """`postgresql://user:password@host:port/database[?params]`, user, password and database URL-encoded."""
+    authority = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
+    return f"postgresql://{authority}/{quote(database, safe='')}" + (f"?{urlencode(params)}" if params else "")
 
 
 @dataclass
@@ -159,7 +158,8 @@ class PgBouncer:
     """A running PgBouncer in transaction mode in front of a PostgresServer.
 
     It listens on the same port as PostgreSQL, on the next loopback address: the local
-    stand-in for Neon's `-pooler` host (see components.uri.pooled_host).
+    stand-in for Neon's `-pooler` host (an endpoint's pooled twin, `127.0.0.2:<port>` beside
+    `127.0.0.1:<port>`).
 
     Like Neon's pooler, it lets in every role of the server: it looks up a role's SCRAM secret
     with `auth_query` and then logs in to PostgreSQL with the client's own SCRAM keys.

@@ -1,4 +1,4 @@
-"""`python -m components.emulator`: a local Neon API (fake control plane, real PostgreSQL) until Ctrl-C.
+"""`python -m neon_emulator`: a local Neon API (fake control plane, real PostgreSQL) until Ctrl-C.
 
 Prints the `neon:apiUrl` and API key to configure; every cluster it starts is stopped and removed
 on exit (Ctrl-C or SIGTERM).
@@ -14,12 +14,12 @@ import signal
 import threading
 from pathlib import Path
 
-from components.emulator.api_server import ApiServer
-from components.emulator.neon_fake import NeonFake
+from neon_emulator.api_server import ApiServer
+from neon_emulator.fake import NeonFake
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m components.emulator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m neon_emulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4010, help="port to listen on (default 4010; 0 = any free port)")
     parser.add_argument(

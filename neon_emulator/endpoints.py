@@ -1,0 +1,133 @@
+"""Endpoints: create, get, list (project, branch), update, delete.
+
+A branch has at most one read_write endpoint; every endpoint of a branch answers on the branch's
+cluster (its `host` is the cluster's direct host). An endpoint cannot move to another branch.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from neon_emulator.limits import check_compute_size
+from neon_emulator.operations import schedule
+from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, now
+
+if TYPE_CHECKING:
+    from neon_emulator.fake import Handler, NeonFake
+
+# What PATCH may change.
+_UPDATABLE = (
+    "autoscaling_limit_min_cu",
+    "autoscaling_limit_max_cu",
+    "suspend_timeout_seconds",
+    "settings",
+    "disabled",
+    "passwordless_access",
+    "name",
+    "provisioner",
+    "pooler_enabled",
+)
+
+
+def new_endpoint(project: ProjectState, branch: BranchState, spec: dict[str, Any]) -> dict[str, Any]:
+    """A new endpoint of `branch` from a request's endpoint object, added to `project`."""
+    if spec["type"] == "read_write" and any(e["type"] == "read_write" for e in project.branch_endpoints(branch.id)):
+        raise ApiError(400, f"branch {branch.id} already has a read_write endpoint")
+    defaults = project.info.get("default_endpoint_settings", {})
+    stamp = now()
+    endpoint: dict[str, Any] = {
+        "host": branch.compute.host,
+        "id": name_id("ep-"),
+        "project_id": project.id,
+        "branch_id": branch.id,
+        "autoscaling_limit_min_cu": spec.get(
+            "autoscaling_limit_min_cu", defaults.get("autoscaling_limit_min_cu", 0.25)
+        ),
+        "autoscaling_limit_max_cu": spec.get(
+            "autoscaling_limit_max_cu", defaults.get("autoscaling_limit_max_cu", 0.25)
+        ),
+        "region_id": project.info["region_id"],
+        "type": spec["type"],
+        "current_state": "active",
+        "pooler_enabled": spec.get("pooler_enabled", False),
+        "pooler_mode": "transaction",
+        "disabled": spec.get("disabled", False),
+        "passwordless_access": spec.get("passwordless_access", True),
+        "creation_source": "console",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "started_at": stamp,
+        "settings": copy.deepcopy(spec.get("settings", {"pg_settings": {}})),
+        "proxy_host": "127.0.0.1",
+        "suspend_timeout_seconds": spec.get("suspend_timeout_seconds", defaults.get("suspend_timeout_seconds", 0)),
+        "provisioner": spec.get("provisioner", "k8s-neonvm"),
+    }
+    if "name" in spec:
+        endpoint["name"] = spec["name"]
+    project.endpoints[endpoint["id"]] = endpoint
+    return endpoint
+
+
+def list_endpoints(fake: NeonFake, params, query, body):
+    return 200, {"endpoints": list(fake.project(params).endpoints.values())}
+
+
+def list_branch_endpoints(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    branch = project.branch(params["branch_id"])
+    return 200, {"endpoints": project.branch_endpoints(branch.id)}
+
+
+def get_endpoint(fake: NeonFake, params, query, body):
+    return 200, {"endpoint": fake.project(params).endpoint(params["endpoint_id"])}
+
+
+def create_endpoint(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    spec = body["endpoint"]
+    branch = project.branch(spec["branch_id"])
+    if spec.get("region_id", project.info["region_id"]) != project.info["region_id"]:
+        raise ApiError(400, f"region_id must be the project's region {project.info['region_id']}")
+    check_compute_size(fake.plan, spec)
+    endpoint = new_endpoint(project, branch, spec)
+    operations = [schedule(fake, project, "start_compute", branch.id, endpoint["id"])]
+    return 201, {"endpoint": endpoint, "operations": operations}
+
+
+def update_endpoint(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    endpoint = project.endpoint(params["endpoint_id"])
+    changes = body.get("endpoint", {})
+    if changes.get("branch_id", endpoint["branch_id"]) != endpoint["branch_id"]:
+        raise ApiError(400, "the local emulator cannot move an endpoint to another branch")
+    check_compute_size(
+        fake.plan,
+        {key: changes.get(key, endpoint[key]) for key in ("autoscaling_limit_min_cu", "autoscaling_limit_max_cu")},
+    )
+    for key in _UPDATABLE:
+        if key in changes:
+            endpoint[key] = copy.deepcopy(changes[key])
+    endpoint["updated_at"] = now()
+    operations = [schedule(fake, project, "apply_config", endpoint["branch_id"], endpoint["id"])]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
+def delete_endpoint(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    endpoint = project.endpoints.pop(params["endpoint_id"], None)
+    if endpoint is None:
+        return fake.gone(f"endpoint {params['endpoint_id']}")
+    endpoint["current_state"] = "idle"
+    operations = [schedule(fake, project, "suspend_compute", endpoint["branch_id"], endpoint["id"])]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/projects/{project_id}/endpoints"): list_endpoints,
+    ("POST", "/projects/{project_id}/endpoints"): create_endpoint,
+    ("GET", "/projects/{project_id}/endpoints/{endpoint_id}"): get_endpoint,
+    ("PATCH", "/projects/{project_id}/endpoints/{endpoint_id}"): update_endpoint,
+    ("DELETE", "/projects/{project_id}/endpoints/{endpoint_id}"): delete_endpoint,
+    ("GET", "/projects/{project_id}/branches/{branch_id}/endpoints"): list_branch_endpoints,
+}
