@@ -194,6 +194,7 @@ def test_the_app_role_provider_never_raises_the_password(postgres: PostgresServe
     run()
 
 
+@pytest.mark.host
 def test_the_cli_as_a_program_with_the_url_in_the_environment(postgres: PostgresServer, closed_port: int) -> None:
     """The real entry point: no traceback, no password, whether libpq parses the URL or not."""
     password = "p@ss/w%rd'#?\\ é"

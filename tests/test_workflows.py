@@ -64,6 +64,7 @@ def actionlint() -> Lint:
     return lint
 
 
+@pytest.mark.host
 def test_every_workflow_passes_actionlint(actionlint: Lint) -> None:
     files = _workflow_files()
     assert {f.name for f in files} >= {"preview.yml", "deploy.yml"}
@@ -94,6 +95,7 @@ _BROKEN_WORKFLOWS = {
 }  # fmt: skip
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("case", sorted(_BROKEN_WORKFLOWS))
 def test_actionlint_reports_a_broken_workflow(actionlint: Lint, tmp_path: Path, case: str) -> None:
     body, line, message = _BROKEN_WORKFLOWS[case]
@@ -103,6 +105,7 @@ def test_actionlint_reports_a_broken_workflow(actionlint: Lint, tmp_path: Path, 
     assert any(f["line"] == line and message in f["message"] for f in findings), findings
 
 
+@pytest.mark.host
 def test_actionlint_knows_the_vars_context(actionlint: Lint, tmp_path: Path) -> None:
     """The organization name comes from `vars` (repository variables), which old builds did not know."""
     workflow = tmp_path / "vars.yml"
@@ -214,6 +217,7 @@ def test_the_virtualenv_is_built_before_pulumi_runs() -> None:
         assert setup[0] < builds[0] < _pulumi_steps(job)[0][0], (name, job_id)
 
 
+@pytest.mark.host
 def test_scripts_take_values_from_env_only_and_are_valid_bash() -> None:
     """No `${{ }}` inside a script (no injection, no secret in a command line); each script parses."""
     scripts = [(name, step["run"]) for name, _, job, _ in _all_jobs() for step in job["steps"] if "run" in step]

@@ -9,6 +9,8 @@ from pulumi.output import Unknown
 from components.app_role import AppRoleProvider
 from tests.support.provider_host import ProviderHostError, start_provider_host
 
+pytestmark = pytest.mark.host  # every test talks to a provider-host process
+
 
 def logs_in(url: str) -> bool:
     try:

@@ -21,6 +21,8 @@ from neon_emulator.servers import SUPERUSER
 from tests.access.conftest import APPS, ProvisionedApp, provision
 from tests.support.dapr_harness import HarnessRun, run_harness
 
+pytestmark = pytest.mark.host  # dapr-state-harness runs as a subprocess
+
 FIRST_START_TRIALS = 20
 REPLICAS = 8
 STEPS = ["init", "set-get-delete", "etag", "first-write", "ttl-and-cleanup", "multi", "bulk-get"]

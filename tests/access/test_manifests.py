@@ -11,11 +11,18 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components.dapr import check_component, check_manifests, check_rendered, check_secret, check_secret_references
 from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
 from components.settings import parse_settings
 from components.uri import pooled_host, postgres_uri
-from tests.support.manifests import declared_manifests, write_manifests
+from tests.support.manifests import (
+    check_component,
+    check_manifests,
+    check_rendered,
+    check_secret,
+    check_secret_references,
+    declared_manifests,
+    write_manifests,
+)
 from tests.support.pulumi_mocks import ProgramRun, run_program
 
 PASSWORD = "app-password/with:odd@chars"

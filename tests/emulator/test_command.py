@@ -10,9 +10,12 @@ import sys
 
 import httpx
 import psycopg
+import pytest
 
 from components.settings import PROJECT_ROOT
 from components.uri import postgres_uri, split_host
+
+pytestmark = [pytest.mark.emulator, pytest.mark.host]  # the emulator command runs as a subprocess
 
 
 def _open(host: str) -> bool:

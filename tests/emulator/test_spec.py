@@ -10,6 +10,8 @@ import pytest
 
 from neon_emulator import spec
 
+pytestmark = pytest.mark.host  # `npm pack` fetches the document on first use
+
 
 def test_document_matches_its_pin_and_is_cached() -> None:
     path = spec.document_path()

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from components.dapr import check_rendered
 from tests.support.dapr_harness import run_harness
+from tests.support.manifests import check_rendered
 from tests.support.neon_fixtures import NeonApi
 from tests.support.pulumi_cli import PulumiCli
 

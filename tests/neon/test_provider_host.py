@@ -30,6 +30,7 @@ def assert_nothing_leaked(host, neon_api, *secrets: str) -> None:
         assert secret and all(secret not in text for text in texts)
 
 
+@pytest.mark.host
 def test_every_provider_through_the_host(host, neon_api) -> None:
     project_provider = ProjectProvider(FAST)
     checked = host.check(project_provider, {}, project_inputs())
@@ -100,12 +101,14 @@ def test_every_provider_through_the_host(host, neon_api) -> None:
     assert_nothing_leaked(host, neon_api, project["owner_password"], role["password"], copied["password"])
 
 
+@pytest.mark.host
 def test_check_through_the_host_reports_failures_and_accepts_unknowns(host) -> None:
     result = host.check(ProjectProvider(FAST), {}, project_inputs(region_id="mars-1", pg_version=Unknown()))
     assert [p for p, _ in result.failures] == ["region_id"]
     assert "mars-1" in result.failures[0][1]
 
 
+@pytest.mark.host
 def test_provider_errors_reach_the_engine_without_secrets(host, neon_api) -> None:
     with pytest.raises(ProviderHostError) as caught:
         host.create(ProjectProvider(FAST), {**project_inputs(), "adopt_id": "no-such-project", "pg_version": 17,

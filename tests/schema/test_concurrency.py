@@ -9,8 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from neon_emulator.servers import PgBouncer, PostgresServer
 from tests.schema.conftest import PROJECT_ROOT, history, query, write_files
+
+pytestmark = pytest.mark.host  # the appliers are migration CLI subprocesses
 
 MIGRATIONS = 12
 

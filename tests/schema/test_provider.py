@@ -115,6 +115,7 @@ def _secret_free(text: str, password: str) -> bool:
     return password not in text
 
 
+@pytest.mark.host
 def test_provider_host_round_trip_over_grpc(postgres: PostgresServer, database_url: str, tmp_path: Path):
     provider = MigrationsProvider()
     write_files(tmp_path, {"0001_t.sql": "CREATE TABLE t (id int);"})

@@ -17,6 +17,8 @@ from components.schema.files import load_directory
 from neon_emulator.servers import PgBouncer, PostgresServer, start_pgbouncer, start_postgres
 from tests.schema.conftest import new_database, query, write_files
 
+pytestmark = pytest.mark.postgres  # pool_of_one starts its own PostgreSQL and PgBouncer
+
 ROLE = "migration_role"
 LOCK = 4242
 # Session state a file may leave behind, each seen by SESSION below.

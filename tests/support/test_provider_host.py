@@ -6,6 +6,8 @@ from pulumi.output import Unknown
 from tests.support.echo_provider import EchoProvider
 from tests.support.provider_host import ProviderHostError, start_provider_host
 
+pytestmark = pytest.mark.host  # every test talks to a provider-host process
+
 
 @pytest.fixture(scope="module")
 def host():
