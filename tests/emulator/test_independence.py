@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import neon_emulator
 
 PACKAGE = Path(neon_emulator.__file__).parent
@@ -45,6 +47,7 @@ def test_no_module_of_the_package_imports_components() -> None:
     assert {name: imports for name, imports in found.items() if imports} == {}
 
 
+@pytest.mark.host  # a fresh interpreter
 def test_importing_every_module_loads_nothing_of_components() -> None:
     code = (
         "import importlib, json, pkgutil, sys, neon_emulator\n"
