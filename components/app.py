@@ -9,13 +9,12 @@ import pulumi_kubernetes as k8s
 
 from components import dapr
 from components.app_role import AppRole, AppRoleArgs
+from components.defaults import APP_SCHEMA
 from components.kubernetes import AppKubernetes, AppKubernetesArgs
 from components.neon.component import DatabaseAccess
 from components.schema.provider import Migrations, MigrationsArgs
 from components.settings import AppSettings, KubernetesSettings, MigrationSettings
-from components.uri import postgres_uri
-
-APP_SCHEMA = "public"
+from components.uri import Credentials
 
 
 @dataclass
@@ -81,20 +80,17 @@ class Application(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[schema])),
         )
-        app_database_url = pulumi.Output.secret(
+        credentials = pulumi.Output.secret(
             pulumi.Output.all(role.role_name, role.password, access.pooled_host, access.database).apply(
-                lambda parts: postgres_uri(*parts, channel_binding=app.channel_binding)
+                lambda parts: Credentials(*parts, channel_binding=app.channel_binding)
             )
         )
+        app_database_url = pulumi.Output.secret(credentials.apply(Credentials.uri))
         kubernetes = AppKubernetes(
             f"{name}-kubernetes",
             AppKubernetesArgs(
                 app=app,
-                database_url=app_database_url,
-                host=access.pooled_host,
-                database=access.database,
-                user=role.role_name,
-                password=role.password,
+                credentials=credentials,
                 provider=args.kubernetes_provider,
                 kubernetes=args.kubernetes,
                 protect=args.protect,

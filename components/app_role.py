@@ -31,25 +31,23 @@ from typing import Any
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
-from pulumi.output import Unknown
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from components import dapr
+from components.defaults import (
+    APP_SCHEMA,
+    PASSWORD_VERSION,
+    PASSWORD_VERSION_MAX,
+    PG_CONNECT_TIMEOUT_SECONDS,
+    PG_MAX_IDENTIFIER_BYTES,
+)
+from components.providers import InputChecker, diff_from_state, differs, plain_inputs
 from components.redaction import URI_PREFIXES, ConninfoError, parse_conninfo
 
 IDENTIFIER_FIELDS = ("role_name", "database", "owner_role", "app_schema", "dapr_schema")
 REPLACE_FIELDS = ("role_name", "database")
 UPDATE_FIELDS = ("owner_role", "app_schema", "dapr_schema", "password_version", "admin_url")
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-CONNECT_TIMEOUT_SECONDS = 15
+_IDENTIFIER = re.compile(rf"[a-z_][a-z0-9_]{{0,{PG_MAX_IDENTIFIER_BYTES - 1}}}")
 # Roles whose membership would defeat least privilege (Neon puts API-made roles in the first).
 FORBIDDEN_MEMBERSHIPS = ("neon_superuser", "pg_read_all_data", "pg_write_all_data")
 
@@ -71,36 +69,19 @@ class AppRoleProvider(ResourceProvider):
     """Dynamic provider of `AppRole`. Holds nothing: credentials travel in the (secret) inputs."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = []
-        for field in IDENTIFIER_FIELDS:
-            value = news.get(field)
-            if isinstance(value, Unknown):
-                continue
-            if not isinstance(value, str) or not _IDENTIFIER.match(value):
-                failures.append(
-                    CheckFailure(field, f"{value!r} is not a lowercase SQL identifier (a-z, 0-9, _; 63 at most)")
-                )
-        version = news.get("password_version")
-        if not isinstance(version, Unknown):
-            whole = isinstance(version, int | float) and not isinstance(version, bool) and version == int(version)
-            if not whole or version < 1:
-                failures.append(CheckFailure("password_version", f"{version!r} is not a positive integer"))
-            else:
-                news = {**news, "password_version": int(version)}
-        url = news.get("admin_url")
-        problem = None if isinstance(url, Unknown) else _url_problem(url)
-        if problem:
-            failures.append(CheckFailure("admin_url", problem))
-        if not failures and news["role_name"] == news["owner_role"]:
-            failures.append(CheckFailure("role_name", "must differ from owner_role"))
-        return CheckResult(news, failures)
+        c = InputChecker(news)
+        for key in IDENTIFIER_FIELDS:
+            c.rule(key, _identifier_problem)
+        c.integer("password_version", 1, PASSWORD_VERSION_MAX)
+        c.rule("admin_url", _url_problem)
+        if not c.failures and c.inputs["role_name"] == c.inputs["owner_role"]:
+            c.fail("role_name", "must differ from owner_role")
+        return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """From state alone: a new role or database replaces the role, anything else updates it."""
-        replaces = [f for f in REPLACE_FIELDS if _differs(olds.get(f), news.get(f))]
-        updates = [f for f in UPDATE_FIELDS if _differs(olds.get(f), news.get(f))]
         # The role name is cluster-wide: the old role must go before a new one of that name is ensured.
-        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=bool(replaces))
+        return diff_from_state(olds, news, REPLACE_FIELDS, UPDATE_FIELDS, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         password = new_password()
@@ -108,7 +89,7 @@ class AppRoleProvider(ResourceProvider):
         return CreateResult(props["role_name"], _outputs(props, password))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        rotate = _differs(olds.get("password_version"), news.get("password_version"))
+        rotate = differs(olds.get("password_version"), news.get("password_version"))
         password = new_password() if rotate or not olds.get("password") else olds["password"]
         _ensure(news, password)
         return UpdateResult(_outputs(news, password))
@@ -133,17 +114,14 @@ class AppRoleProvider(ResourceProvider):
             return
 
 
-def _differs(old: Any, new: Any) -> bool:
-    if isinstance(new, Unknown):
-        return True
-    if isinstance(old, int | float) and isinstance(new, int | float):
-        return float(old) != float(new)
-    return old != new
-
-
 def _outputs(props: dict[str, Any], password: str) -> dict[str, Any]:
-    inputs = {k: v for k, v in props.items() if not k.startswith("__")}
-    return {**inputs, "password_version": int(props["password_version"]), "password": password}
+    return {**plain_inputs(props), "password": password}
+
+
+def _identifier_problem(value: Any) -> str | None:
+    if isinstance(value, str) and _IDENTIFIER.fullmatch(value):
+        return None
+    return f"{value!r} is not a lowercase SQL identifier (a-z, 0-9, _; {PG_MAX_IDENTIFIER_BYTES} at most)"
 
 
 def _url_problem(url: Any) -> str | None:
@@ -166,7 +144,7 @@ def _connection(props: dict[str, Any], *secrets_to_hide: str) -> Iterator[psycop
     except ConninfoError as error:
         raise AppRoleError(f"role {role!r}: admin_url: {error}") from None
     try:
-        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, prepare_threshold=None) as conn:
+        with psycopg.connect(url, connect_timeout=PG_CONNECT_TIMEOUT_SECONDS, prepare_threshold=None) as conn:
             with conn.transaction():
                 yield conn
     except psycopg.Error as error:
@@ -283,9 +261,9 @@ class AppRoleArgs:
     database: pulumi.Input[str]
     owner_role: pulumi.Input[str]
     """Owner role: creates the tables (default privileges are declared for it) and owns the Dapr schema."""
-    app_schema: pulumi.Input[str] = "public"
+    app_schema: pulumi.Input[str] = APP_SCHEMA
     dapr_schema: pulumi.Input[str] = dapr.SCHEMA
-    password_version: pulumi.Input[int] = 1
+    password_version: pulumi.Input[int] = PASSWORD_VERSION
     """Change it to rotate the password in place."""
 
 

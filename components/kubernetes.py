@@ -1,22 +1,21 @@
 """An application's Kubernetes objects: its namespace, the database Secret and the Dapr state store.
 
-The Secret carries the app role's POOLED URI (TLS) as DATABASE_URL plus the libpq variables;
-its data is secret in Pulumi state and outputs. The Dapr Component reads DATABASE_URL through
-`secretKeyRef` from the same namespace.
+The Secret carries the app role's POOLED URI (TLS) as DATABASE_URL plus the libpq variables, both
+rendered from one `Credentials` value; its data is secret in Pulumi state and outputs. The Dapr
+Component reads DATABASE_URL through `secretKeyRef` from the same namespace.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.dapr import API_VERSION, CONNECTION_STRING_KEY, KIND, state_store_component
 from components.settings import PROJECT, AppSettings, KubernetesSettings
-from components.uri import split_host
+from components.uri import Credentials
 
 
 def kubernetes_provider(
@@ -43,26 +42,17 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def secret_data(app: AppSettings, database_url: str, host: str, database: str, user: str, password: str) -> dict:
-    """The Secret's `data` (base64). Raises ValueError if DATABASE_URL disagrees with channelBinding."""
-    binding = parse_qs(urlsplit(database_url).query).get("channel_binding") == ["require"]
-    if binding != app.channel_binding:
+def secret_data(app: AppSettings, credentials: Credentials) -> dict:
+    """The Secret's `data` (base64): the URI and libpq's variables of the same credentials.
+
+    Raises ValueError if their channel binding disagrees with neon-stack:channelBinding.
+    """
+    if credentials.channel_binding != app.channel_binding:
         raise ValueError(
-            f"DATABASE_URL of {app.name} {'lacks' if app.channel_binding else 'has'} channel_binding=require, "
+            f"the credentials of {app.name} {'lack' if app.channel_binding else 'have'} channel_binding=require, "
             f"but neon-stack:channelBinding is {str(app.channel_binding).lower()}"
         )
-    name, port = split_host(host)
-    values = {
-        CONNECTION_STRING_KEY: database_url,
-        "PGHOST": name,
-        "PGPORT": str(port),
-        "PGDATABASE": database,
-        "PGUSER": user,
-        "PGPASSWORD": password,
-        "PGSSLMODE": "require",
-    }
-    if app.channel_binding:
-        values["PGCHANNELBINDING"] = "require"
+    values = {CONNECTION_STRING_KEY: credentials.uri(), **credentials.environment()}
     return {key: _b64(value) for key, value in values.items()}
 
 
@@ -81,14 +71,8 @@ class DaprComponent(pulumi.CustomResource):
 @dataclass
 class AppKubernetesArgs:
     app: AppSettings
-    database_url: pulumi.Input[str]
-    """Secret: the app role's pooled URI (components.uri.postgres_uri with app.channel_binding)."""
-    host: pulumi.Input[str]
-    """Pooled host, `name[:port]`."""
-    database: pulumi.Input[str]
-    user: pulumi.Input[str]
-    password: pulumi.Input[str]
-    """Secret."""
+    credentials: pulumi.Input[Credentials]
+    """Secret: the app role's login on the POOLED host, with app.channel_binding."""
     provider: k8s.Provider
     kubernetes: KubernetesSettings
     """createNamespaces false: the namespace must exist (read in cluster mode, referenced when rendering)."""
@@ -117,9 +101,7 @@ class AppKubernetes(pulumi.ComponentResource):
             ),
             type="Opaque",
             data=pulumi.Output.secret(
-                pulumi.Output.all(args.database_url, args.host, args.database, args.user, args.password).apply(
-                    lambda v: secret_data(app, *v)
-                )
+                pulumi.Output.from_input(args.credentials).apply(lambda credentials: secret_data(app, credentials))
             ),
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])

@@ -1,8 +1,9 @@
 """Stack settings: read once from the stack's config, validated, returned as typed objects.
 
 Every problem is collected (not only the first) and reported with the config key that holds
-it, before the program declares any resource. Defaults live here and are declared again,
-with their types, in Pulumi.yaml; a test keeps the two in agreement.
+it, before the program declares any resource. The defaults and limits come from
+`components.defaults`; the defaults are declared again, with their types, in Pulumi.yaml, and a
+test keeps the two in agreement.
 """
 
 from __future__ import annotations
@@ -15,26 +16,45 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.defaults import (
+    ALLOW_DESTRUCTIVE,
+    ALLOW_OUT_OF_ORDER,
+    BRANCH_INIT_SOURCE,
+    BRANCH_INIT_SOURCES,
+    DAPR_SERVICE_SUFFIX,
+    GO_MAX_DURATION_NS,
+    HISTORY_RETENTION_MAX,
+    HISTORY_RETENTION_SECONDS,
+    KUBERNETES_BUILT_IN_NAMESPACES,
+    KUBERNETES_MAX_LABEL,
+    KUBERNETES_MAX_SUBDOMAIN,
+    LOCK_TIMEOUT,
+    MAX_CU,
+    MAX_NEON_NAME,
+    MIN_CU,
+    NEON_REGIONS,
+    PASSWORD_VERSION,
+    PASSWORD_VERSION_MAX,
+    PG_MAX_IDENTIFIER_BYTES,
+    PG_MAX_TIMEOUT_MS,
+    PG_RESERVED_DATABASES,
+    PG_RESERVED_ROLE_PREFIX,
+    PG_VERSION,
+    PG_VERSIONS,
+    PRIMARY_BRANCH,
+    REGION,
+    STATEMENT_TIMEOUT,
+    SUSPEND_TIMEOUT_MAX,
+    SUSPEND_TIMEOUT_NEVER,
+    SUSPEND_TIMEOUT_SECONDS,
+    compute_units_problem,
+    suspend_timeout_problem,
+)
+
 PROJECT = "neon-stack"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_ROOT = PROJECT_ROOT / "schema"
 
-NEON_API_URL = "https://console.neon.tech/api/v2"
-NEON_REGIONS = frozenset(
-    {
-        "aws-us-east-1",
-        "aws-us-east-2",
-        "aws-us-west-2",
-        "aws-eu-central-1",
-        "aws-eu-west-2",
-        "aws-ap-southeast-1",
-        "aws-ap-southeast-2",
-        "aws-sa-east-1",
-    }
-)
-PG_VERSIONS = range(14, 19)
-MAX_COMPUTE_UNITS = 56.0
-BRANCH_INIT_SOURCES = ("parent-data", "schema-only")
 KUBERNETES_MODES = ("cluster", "render")
 
 # Patterns are applied with fullmatch; every digit class is ASCII [0-9] (Python's \d and int() also
@@ -52,22 +72,8 @@ _VERSION = re.compile(r"[0-9]+")
 _STACK_REF = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?")
 _NEON_ID = re.compile(r"[a-z0-9-]{1,60}")  # project and organization ids in Neon's API
 
-# What the consumers of the settings accept.
-MAX_NEON_NAME = 256  # project and branch names, in characters
-PRIMARY_BRANCH = "main"  # the default branch of a project the stack creates: no extra branch may take it
-SUSPEND_TIMEOUT_MIN = 60  # Neon refuses 1 to 59 seconds; 0 is its default, -1 never suspends
-SUSPEND_TIMEOUT_MAX = 604800
-PG_MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL cuts longer names short, Neon refuses them
-PG_RESERVED_ROLE_PREFIX = "pg_"
-PG_RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})  # every Neon branch has them
-PG_MAX_TIMEOUT_MS = 2**31 - 1  # lock_timeout, statement_timeout: int milliseconds
 _PG_UNIT_MS = {"": 1, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-GO_MAX_DURATION_NS = 2**63 - 1  # time.Duration (int64 nanoseconds)
 _GO_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-KUBERNETES_MAX_LABEL = 63
-KUBERNETES_MAX_SUBDOMAIN = 253
-KUBERNETES_BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
-DAPR_SERVICE_SUFFIX = "-dapr"  # Dapr makes a Service `<app id>-dapr`, so that must be a DNS-1123 label
 _MAX_DIGITS = 20  # more than any range here needs; int() refuses strings of more than 4300 digits
 
 
@@ -75,25 +81,25 @@ _MAX_DIGITS = 20  # more than any range here needs; int() refuses strings of mor
 DEFAULTS: dict[str, Any] = {
     "projectName": "",
     "adoptProjectId": "",
-    "region": "aws-us-east-2",
-    "pgVersion": 17,
+    "region": REGION,
+    "pgVersion": PG_VERSION,
     "orgId": "",
-    "historyRetentionSeconds": 21600,
-    "computeMinCu": "0.25",
-    "computeMaxCu": "1",
-    "suspendTimeoutSeconds": 300,
+    "historyRetentionSeconds": HISTORY_RETENTION_SECONDS,
+    "computeMinCu": f"{MIN_CU:g}",
+    "computeMaxCu": f"{MAX_CU:g}",
+    "suspendTimeoutSeconds": SUSPEND_TIMEOUT_SECONDS,
     "branches": [],
     "parentStack": "",
     "branchName": "",
-    "branchInitSource": "parent-data",
+    "branchInitSource": BRANCH_INIT_SOURCE,
     "protect": False,
     "apps": ["chatkit", "learnflow"],
-    "allowDestructiveMigrations": True,
-    "allowOutOfOrderMigrations": False,
-    "migrationLockTimeout": "10s",
-    "migrationStatementTimeout": "15min",
+    "allowDestructiveMigrations": ALLOW_DESTRUCTIVE,
+    "allowOutOfOrderMigrations": ALLOW_OUT_OF_ORDER,
+    "migrationLockTimeout": LOCK_TIMEOUT,
+    "migrationStatementTimeout": STATEMENT_TIMEOUT,
     "baselineVersions": [],
-    "passwordVersion": 1,
+    "passwordVersion": PASSWORD_VERSION,
     "kubernetesMode": "cluster",
     "kubeconfig": "",
     "kubeContext": "",
@@ -258,8 +264,9 @@ class _Reader:
             self.fail(key, f"expected a number of compute units such as 0.25, got {_shown(value)}")
             return float(DEFAULTS[key])
         units = float(text)
-        if not 0.25 <= units <= MAX_COMPUTE_UNITS or (units * 4) % 1:
-            self.fail(key, f"{units} CU is not a multiple of 0.25 between 0.25 and {MAX_COMPUTE_UNITS:g}")
+        problem = compute_units_problem(units)
+        if problem:
+            self.fail(key, problem)
         return units
 
     def string_list(self, key: str) -> list[str]:
@@ -434,16 +441,13 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
     compute = ComputeSettings(
         min_cu=r.compute_units("computeMinCu"),
         max_cu=r.compute_units("computeMaxCu"),
-        suspend_timeout_seconds=r.integer("suspendTimeoutSeconds", -1, SUSPEND_TIMEOUT_MAX),
+        suspend_timeout_seconds=r.integer("suspendTimeoutSeconds", SUSPEND_TIMEOUT_NEVER, SUSPEND_TIMEOUT_MAX),
     )
     if compute.max_cu < compute.min_cu:
         r.fail("computeMaxCu", f"{compute.max_cu:g} is below computeMinCu ({compute.min_cu:g})")
-    if 0 < compute.suspend_timeout_seconds < SUSPEND_TIMEOUT_MIN:
-        r.fail(
-            "suspendTimeoutSeconds",
-            f"{compute.suspend_timeout_seconds} is below Neon's minimum of {SUSPEND_TIMEOUT_MIN} seconds "
-            "(0 is Neon's default, -1 is never)",
-        )
+    problem = suspend_timeout_problem(compute.suspend_timeout_seconds)
+    if problem:
+        r.fail("suspendTimeoutSeconds", problem)
 
     extra_branches = r.string_list("branches")
     for name in sorted({b for b in extra_branches if extra_branches.count(b) > 1}):
@@ -459,7 +463,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
         region=r.string("region", _one_of(NEON_REGIONS)),
         pg_version=r.integer("pgVersion", PG_VERSIONS.start, PG_VERSIONS.stop - 1),
         org_id=r.string("orgId", _neon_id) or None,
-        history_retention_seconds=r.integer("historyRetentionSeconds", 0, 2592000),
+        history_retention_seconds=r.integer("historyRetentionSeconds", 0, HISTORY_RETENTION_MAX),
         compute=compute,
         extra_branches=tuple(extra_branches),
     )
@@ -538,7 +542,7 @@ def _parse_apps(r: _Reader, schema_root: Path, create_namespaces: bool) -> tuple
     secret_name = r.string("secretName", _matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
     component_name = r.string("daprComponentName", _matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
     init_timeout = r.string("daprInitTimeout", _dapr_timeout)
-    password_version = r.integer("passwordVersion", 1, 2**31 - 1)
+    password_version = r.integer("passwordVersion", 1, PASSWORD_VERSION_MAX)
     channel_binding = r.boolean("channelBinding")
 
     apps = tuple(

@@ -1,4 +1,4 @@
-"""PostgreSQL connection URIs for Neon endpoints: URL-encoded credentials, TLS, direct or pooled host.
+"""PostgreSQL credentials for Neon endpoints: one value rendered as a connection URI and as libpq's variables.
 
 A Neon endpoint host such as `ep-cool-1.c-2.us-east-2.aws.neon.tech` has a pooled twin with
 `-pooler` added to its first DNS label. Hosts of the local emulator carry a port and live on a
@@ -9,9 +9,13 @@ next loopback address (`127.0.0.2:54321`).
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 NEON_PORT = 5432
+REQUIRE = "require"
+# libpq's environment variable for each connection option the credentials set.
+_ENVIRONMENT = {"sslmode": "PGSSLMODE", "channel_binding": "PGCHANNELBINDING"}
 
 
 def split_host(host: str) -> tuple[str, int]:
@@ -22,6 +26,11 @@ def split_host(host: str) -> tuple[str, int]:
     return host, NEON_PORT
 
 
+def _join_host(name: str, port: int, written: str) -> str:
+    """`name`, with `:port` when the port is not Neon's or the host it comes from (`written`) names one."""
+    return f"{name}:{port}" if port != NEON_PORT or ":" in written else name
+
+
 def pooled_host(host: str) -> str:
     """The pooled (PgBouncer, transaction mode) twin of an endpoint's direct host."""
     name, port = split_host(host)
@@ -30,26 +39,52 @@ def pooled_host(host: str) -> str:
     except ValueError:
         label, dot, rest = name.partition(".")
         pooled = name if label.endswith("-pooler") else f"{label}-pooler{dot}{rest}"
-        return pooled if port == NEON_PORT and ":" not in host else f"{pooled}:{port}"
+        return _join_host(pooled, port, host)
     if not address.is_loopback:
         raise ValueError(f"no pooled host is known for the address {name}")
     return f"{address + 1}:{port}"
 
 
-def postgres_uri(
-    user: str,
-    password: str,
-    host: str,
-    database: str,
-    *,
-    channel_binding: bool = False,
-) -> str:
-    """`postgresql://user:password@host[:port]/database?sslmode=require[&channel_binding=require]`."""
-    name, port = split_host(host)
-    authority = f"{quote(user, safe='')}:{quote(password, safe='')}@{name}"
-    if port != NEON_PORT or ":" in host:
-        authority += f":{port}"
-    params = {"sslmode": "require"}
-    if channel_binding:
-        params["channel_binding"] = "require"
-    return f"postgresql://{authority}/{quote(database, safe='')}?{urlencode(params)}"
+@dataclass(frozen=True)
+class Credentials:
+    """One login to one database over TLS (`sslmode=require`, and `channel_binding=require` when
+    asked): the URI and the PG* variables are both rendered from it, so they cannot disagree.
+
+    `host` is an endpoint host as Neon or the emulator reports it, `name[:port]`. The password is
+    left out of repr().
+    """
+
+    user: str
+    password: str = field(repr=False)
+    host: str
+    database: str
+    channel_binding: bool = False
+
+    def uri(self) -> str:
+        """`postgresql://user:password@host[:port]/database?sslmode=require[&channel_binding=require]`."""
+        name, port = split_host(self.host)
+        authority = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}@{_join_host(name, port, self.host)}"
+        return f"postgresql://{authority}/{quote(self.database, safe='')}?{urlencode(self._options())}"
+
+    def environment(self) -> dict[str, str]:
+        """libpq's variables: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE[, PGCHANNELBINDING]."""
+        name, port = split_host(self.host)
+        values = {
+            "PGHOST": name,
+            "PGPORT": str(port),
+            "PGDATABASE": self.database,
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+        }
+        return {**values, **{_ENVIRONMENT[key]: value for key, value in self._options().items()}}
+
+    def _options(self) -> dict[str, str]:
+        options = {"sslmode": REQUIRE}
+        if self.channel_binding:
+            options["channel_binding"] = REQUIRE
+        return options
+
+
+def postgres_uri(user: str, password: str, host: str, database: str, *, channel_binding: bool = False) -> str:
+    """The URI of `Credentials(user, password, host, database, channel_binding)`."""
+    return Credentials(user, password, host, database, channel_binding).uri()

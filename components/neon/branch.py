@@ -15,20 +15,19 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
+from components.defaults import BRANCH_INIT_SOURCE, BRANCH_INIT_SOURCES, MAX_CU, MIN_CU, SUSPEND_TIMEOUT_SECONDS
 from components.neon.client import ClientPolicy, Json
-from components.neon.errors import NeonError, NeonNotFound
-from components.neon.provider import (
-    InputChecker,
-    NeonProvider,
+from components.neon.endpoint import (
     align_endpoint,
+    check_compute,
     compute_from_endpoint,
     created_read_write_endpoint,
-    diff_from_state,
     endpoint_outputs,
     endpoint_settings,
-    plain_inputs,
 )
-from components.settings import BRANCH_INIT_SOURCES
+from components.neon.errors import NeonError, NeonNotFound
+from components.neon.provider import NeonProvider
+from components.providers import InputChecker, diff_from_state, plain_inputs
 
 REPLACE_KEYS = ("project_id", "parent_id", "init_source", "parent_timestamp")
 UPDATE_KEYS = ("name", "protected", "min_cu", "max_cu", "suspend_timeout_seconds")
@@ -38,10 +37,7 @@ class BranchProvider(NeonProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         c = InputChecker(news)
         c.default("protected", False)
-        c.default("init_source", "parent-data")
-        c.default("min_cu", 0.25)
-        c.default("max_cu", 1.0)
-        c.default("suspend_timeout_seconds", 300)
+        c.default("init_source", BRANCH_INIT_SOURCE)
         c.default("adopt", False)
         c.string("project_id")
         c.string("parent_id", required=False)
@@ -49,9 +45,9 @@ class BranchProvider(NeonProvider):
         c.boolean("protected")
         c.one_of("init_source", BRANCH_INIT_SOURCES)
         c.string("parent_timestamp", required=False)
-        c.compute()
+        check_compute(c)
         c.boolean("adopt")
-        return CheckResult(c.inputs, c.failures)
+        return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         same_slot = olds.get("project_id") == news.get("project_id") and olds.get("name") == news.get("name")
@@ -161,11 +157,11 @@ class BranchArgs:
     name: pulumi.Input[str]
     parent_id: pulumi.Input[str] | None = None
     protected: pulumi.Input[bool] = False
-    init_source: pulumi.Input[str] = "parent-data"
+    init_source: pulumi.Input[str] = BRANCH_INIT_SOURCE
     parent_timestamp: pulumi.Input[str] | None = None
-    min_cu: pulumi.Input[float] = 0.25
-    max_cu: pulumi.Input[float] = 1.0
-    suspend_timeout_seconds: pulumi.Input[int] = 300
+    min_cu: pulumi.Input[float] = MIN_CU
+    max_cu: pulumi.Input[float] = MAX_CU
+    suspend_timeout_seconds: pulumi.Input[int] = SUSPEND_TIMEOUT_SECONDS
     adopt: pulumi.Input[bool] = False
 
 

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
+from components.defaults import NEON_API_URL
 from components.neon.errors import (
     NeonAPIError,
     NeonError,
@@ -38,7 +39,6 @@ from components.neon.errors import (
     NeonRetryBudgetExceeded,
     NeonTransportError,
 )
-from components.settings import NEON_API_URL
 
 OPERATION_SUCCEEDED = frozenset({"finished", "skipped"})
 OPERATION_FAILED = frozenset({"error", "cancelled"})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.defaults import PRIMARY_BRANCH
 from components.neon.branch import Branch, BranchArgs
 from components.neon.database import Database, DatabaseArgs
 from components.neon.project import Project, ProjectArgs
@@ -104,7 +105,7 @@ class NeonDatabase(pulumi.ComponentResource):
             self._opts(),
         )
         self.project_id = project.project_id
-        primary = _BranchHandle("main", project.default_branch_id, project.host, project.pooled_host)
+        primary = _BranchHandle(PRIMARY_BRANCH, project.default_branch_id, project.host, project.pooled_host)
         created = []
         for app in settings.apps:
             # The project's creation made the first app's role: its password is already known.

@@ -13,23 +13,21 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
+from components.defaults import PG_MAX_IDENTIFIER_BYTES
 from components.neon.client import ClientPolicy
-from components.neon.provider import InputChecker, NeonProvider, diff_from_state, plain_inputs
+from components.neon.provider import BRANCH_OBJECT_KEYS, NeonProvider, branch_object_id, check_branch_object
+from components.providers import InputChecker, diff_from_state, plain_inputs
 
-REPLACE_KEYS = ("project_id", "branch_id", "name")
+REPLACE_KEYS = BRANCH_OBJECT_KEYS
 UPDATE_KEYS = ("owner_name",)
 
 
 class DatabaseProvider(NeonProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         c = InputChecker(news)
-        c.default("adopt", False)
-        c.string("project_id")
-        c.string("branch_id")
-        c.string("name", max_length=63)
-        c.string("owner_name", max_length=63)
-        c.boolean("adopt")
-        return CheckResult(c.inputs, c.failures)
+        check_branch_object(c)
+        c.string("owner_name", max_length=PG_MAX_IDENTIFIER_BYTES)
+        return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_from_state(olds, news, REPLACE_KEYS, UPDATE_KEYS)
@@ -43,7 +41,7 @@ class DatabaseProvider(NeonProvider):
                 existing = client.create_database(project_id, branch_id, name, inputs["owner_name"])
             if existing.get("owner_name") != inputs["owner_name"]:
                 client.update_database(project_id, branch_id, name, {"owner_name": inputs["owner_name"]})
-        return CreateResult(f"{project_id}/{branch_id}/{name}", dict(inputs))
+        return CreateResult(branch_object_id(inputs), dict(inputs))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         news = plain_inputs(news)

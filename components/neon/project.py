@@ -18,21 +18,31 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
+from components.defaults import (
+    HISTORY_RETENTION_MAX,
+    HISTORY_RETENTION_SECONDS,
+    MAX_CU,
+    MIN_CU,
+    NEON_REGIONS,
+    PG_MAX_IDENTIFIER_BYTES,
+    PG_VERSION,
+    PG_VERSIONS,
+    PRIMARY_BRANCH,
+    SUSPEND_TIMEOUT_SECONDS,
+)
 from components.neon.client import ClientPolicy, Json, NeonClient
-from components.neon.errors import NeonError, NeonNotFound
-from components.neon.provider import (
-    InputChecker,
-    NeonProvider,
+from components.neon.endpoint import (
     align_endpoint,
+    check_compute,
     compute_from_endpoint,
     created_read_write_endpoint,
-    diff_from_state,
     endpoint_matches,
     endpoint_outputs,
     endpoint_settings,
-    plain_inputs,
 )
-from components.settings import NEON_REGIONS, PG_VERSIONS
+from components.neon.errors import NeonError, NeonNotFound
+from components.neon.provider import NeonProvider
+from components.providers import InputChecker, diff_from_state, plain_inputs
 
 REPLACE_KEYS = ("region_id", "pg_version", "org_id")
 UPDATE_KEYS = ("name", "history_retention_seconds", "min_cu", "max_cu", "suspend_timeout_seconds")
@@ -42,23 +52,20 @@ SECRET_OUTPUTS = ["owner_password"]
 class ProjectProvider(NeonProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         c = InputChecker(news)
-        c.default("pg_version", 17)
-        c.default("history_retention_seconds", 21600)
-        c.default("min_cu", 0.25)
-        c.default("max_cu", 1.0)
-        c.default("suspend_timeout_seconds", 300)
-        c.default("branch_name", "main")
+        c.default("pg_version", PG_VERSION)
+        c.default("history_retention_seconds", HISTORY_RETENTION_SECONDS)
+        c.default("branch_name", PRIMARY_BRANCH)
         c.string("name")
         c.one_of("region_id", NEON_REGIONS)
         c.integer("pg_version", PG_VERSIONS.start, PG_VERSIONS.stop - 1)
         c.string("org_id", required=False)
-        c.integer("history_retention_seconds", 0, 2592000)
-        c.compute()
+        c.integer("history_retention_seconds", 0, HISTORY_RETENTION_MAX)
+        check_compute(c)
         c.string("branch_name")
-        c.string("role_name", max_length=63)
-        c.string("database_name", max_length=63)
+        c.string("role_name", max_length=PG_MAX_IDENTIFIER_BYTES)
+        c.string("database_name", max_length=PG_MAX_IDENTIFIER_BYTES)
         c.string("adopt_id", required=False)
-        return CheckResult(c.inputs, c.failures)
+        return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_from_state(olds, news, REPLACE_KEYS, UPDATE_KEYS)
@@ -193,13 +200,13 @@ class ProjectArgs:
     region_id: pulumi.Input[str]
     role_name: pulumi.Input[str]
     database_name: pulumi.Input[str]
-    pg_version: pulumi.Input[int] = 17
+    pg_version: pulumi.Input[int] = PG_VERSION
     org_id: pulumi.Input[str] | None = None
-    history_retention_seconds: pulumi.Input[int] = 21600
-    min_cu: pulumi.Input[float] = 0.25
-    max_cu: pulumi.Input[float] = 1.0
-    suspend_timeout_seconds: pulumi.Input[int] = 300
-    branch_name: pulumi.Input[str] = "main"
+    history_retention_seconds: pulumi.Input[int] = HISTORY_RETENTION_SECONDS
+    min_cu: pulumi.Input[float] = MIN_CU
+    max_cu: pulumi.Input[float] = MAX_CU
+    suspend_timeout_seconds: pulumi.Input[int] = SUSPEND_TIMEOUT_SECONDS
+    branch_name: pulumi.Input[str] = PRIMARY_BRANCH
     adopt_id: pulumi.Input[str] | None = None
 
 

@@ -15,22 +15,19 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from components.neon.client import ClientPolicy
-from components.neon.provider import InputChecker, NeonProvider, diff_from_state, plain_inputs
+from components.neon.provider import BRANCH_OBJECT_KEYS, NeonProvider, branch_object_id, check_branch_object
+from components.providers import InputChecker, diff_from_state, plain_inputs
 
-REPLACE_KEYS = ("project_id", "branch_id", "name")
+REPLACE_KEYS = BRANCH_OBJECT_KEYS
 SECRET_OUTPUTS = ["password", "known_password"]
 
 
 class RoleProvider(NeonProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         c = InputChecker(news)
-        c.default("adopt", False)
-        c.string("project_id")
-        c.string("branch_id")
-        c.string("name", max_length=63)
-        c.boolean("adopt")
-        c.string("known_password", required=False)
-        return CheckResult(c.inputs, c.failures)
+        check_branch_object(c)
+        c.string("known_password", required=False, secret=True)
+        return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_from_state(olds, news, REPLACE_KEYS, ())
@@ -45,7 +42,7 @@ class RoleProvider(NeonProvider):
             else:
                 role = client.create_role(project_id, branch_id, name).get("role") or {}
                 password = role.get("password") or client.reset_role_password(project_id, branch_id, name)
-        return CreateResult(_role_id(inputs), {**inputs, "password": password})
+        return CreateResult(branch_object_id(inputs), {**inputs, "password": password})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult({**olds, **plain_inputs(news), "password": olds.get("password")})
@@ -58,10 +55,6 @@ class RoleProvider(NeonProvider):
         with self.client() as client:
             found = client.find_role(props["project_id"], props["branch_id"], props["name"])
         return ReadResult(id_, plain_inputs(props)) if found else ReadResult("", {})
-
-
-def _role_id(inputs: dict[str, Any]) -> str:
-    return f"{inputs['project_id']}/{inputs['branch_id']}/{inputs['name']}"
 
 
 @dataclass

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from components.defaults import LOCK_TIMEOUT, STATEMENT_TIMEOUT
 from components.redaction import scrub
 from components.schema import engine
 from components.schema.files import MigrationFileError, load_directory
@@ -33,9 +34,10 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--allow-out-of-order", action="store_true",
                              help="apply new files whose version is below the highest applied one")
         command.add_argument("--baseline-version", help="mark files up to this version as applied without running")
-        command.add_argument("--lock-timeout", default="10s", help="SET LOCAL lock_timeout (default 10s)")
-        command.add_argument("--statement-timeout", default="15min",
-                             help="SET LOCAL statement_timeout (default 15min)")
+        command.add_argument("--lock-timeout", default=LOCK_TIMEOUT,
+                             help=f"SET LOCAL lock_timeout (default {LOCK_TIMEOUT})")
+        command.add_argument("--statement-timeout", default=STATEMENT_TIMEOUT,
+                             help=f"SET LOCAL statement_timeout (default {STATEMENT_TIMEOUT})")
     return parser
 
 

@@ -22,6 +22,13 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from components.defaults import (
+    ALLOW_DESTRUCTIVE,
+    ALLOW_OUT_OF_ORDER,
+    LOCK_TIMEOUT,
+    PG_CONNECT_TIMEOUT_SECONDS,
+    STATEMENT_TIMEOUT,
+)
 from components.redaction import ConninfoError, parse_conninfo, scrub
 from components.schema.files import MigrationFile, MigrationFileError, is_version, version_key
 
@@ -96,10 +103,10 @@ class MigrationError(RuntimeError):
 class Options:
     """How to apply: safety switches and the SET LOCAL timeouts of every migration transaction."""
 
-    allow_destructive: bool = True
-    allow_out_of_order: bool = False
-    lock_timeout: str = "10s"
-    statement_timeout: str = "15min"
+    allow_destructive: bool = ALLOW_DESTRUCTIVE
+    allow_out_of_order: bool = ALLOW_OUT_OF_ORDER
+    lock_timeout: str = LOCK_TIMEOUT
+    statement_timeout: str = STATEMENT_TIMEOUT
     baseline_version: str | None = None
 
 
@@ -202,7 +209,9 @@ def connect(database_url: str) -> psycopg.Connection:
     except ConninfoError as error:
         raise MigrationError(f"cannot connect: {error}") from None
     try:
-        return psycopg.connect(database_url, autocommit=True, prepare_threshold=None, connect_timeout=15)
+        return psycopg.connect(
+            database_url, autocommit=True, prepare_threshold=None, connect_timeout=PG_CONNECT_TIMEOUT_SECONDS
+        )
     except psycopg.Error as error:
         raise MigrationError(f"cannot connect to {target.shown}: {target.scrub(str(error).strip())}") from None
 

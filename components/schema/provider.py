@@ -14,19 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    Resource,
-    ResourceProvider,
-    UpdateResult,
-)
-from pulumi.output import Unknown
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from components.redaction import scrub
+from components.defaults import ALLOW_DESTRUCTIVE, ALLOW_OUT_OF_ORDER, LOCK_TIMEOUT, STATEMENT_TIMEOUT
+from components.providers import InputChecker, diff_from_state, errors_without_secrets, is_unknown
 from components.schema import engine
 from components.schema.files import (
     MigrationFile,
@@ -70,22 +61,12 @@ def files_from_entries(entries: list[dict[str, Any]]) -> list[MigrationFile]:
     return order(files)
 
 
-def _is_unknown(value: Any) -> bool:
-    if isinstance(value, Unknown):
-        return True
-    if isinstance(value, dict):
-        return any(_is_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_is_unknown(v) for v in value)
-    return False
-
-
 def _options(props: dict[str, Any]) -> engine.Options:
     return engine.Options(
-        allow_destructive=bool(props.get("allow_destructive", True)),
-        allow_out_of_order=bool(props.get("allow_out_of_order", False)),
-        lock_timeout=props.get("lock_timeout") or "10s",
-        statement_timeout=props.get("statement_timeout") or "15min",
+        allow_destructive=bool(props.get("allow_destructive", ALLOW_DESTRUCTIVE)),
+        allow_out_of_order=bool(props.get("allow_out_of_order", ALLOW_OUT_OF_ORDER)),
+        lock_timeout=props.get("lock_timeout") or LOCK_TIMEOUT,
+        statement_timeout=props.get("statement_timeout") or STATEMENT_TIMEOUT,
         baseline_version=props.get("baseline_version") or None,
     )
 
@@ -95,7 +76,7 @@ def _previously_applied(olds: dict[str, Any]) -> dict[str, engine.Applied]:
     keyed by version_key like the engine's history."""
     applied = {}
     for entry in olds.get("migrations") or []:
-        if not _is_unknown(entry):
+        if not is_unknown(entry):
             key = version_key(entry["version"])
             applied[key] = engine.Applied(key, entry["description"], entry["checksum"], _kind(key))
     for version, checksum in (olds.get("checksums") or {}).items():
@@ -113,32 +94,28 @@ class MigrationsProvider(ResourceProvider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """File checks that need no database; a pending destructive file fails where disallowed."""
-        failures = []
-        migrations = news.get("migrations")
-        if not isinstance(news.get("app"), str | Unknown) or not news.get("app"):
-            failures.append(CheckFailure("app", "app must be a non-empty string"))
-        if not _is_unknown(migrations):
+        c = InputChecker(news)
+        c.string("app")
+        if c.known("migrations"):
             try:
-                files = files_from_entries(migrations or [])
-                options = _options({k: v for k, v in news.items() if not _is_unknown(v)})
+                files = files_from_entries(c.inputs.get("migrations") or [])
+                options = _options({k: v for k, v in c.inputs.items() if not is_unknown(v)})
                 engine.make_plan(files, _previously_applied(olds), options)
             except MigrationFileError as error:
-                failures.append(CheckFailure("migrations", str(error)))
+                c.fail("migrations", str(error))
             except (KeyError, TypeError, AttributeError):
-                failures.append(CheckFailure("migrations", "each entry must hold version, description, checksum, sql"))
-        return CheckResult(news, failures)
+                c.fail("migrations", "each entry must hold version, description, checksum, sql")
+        return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """From state and inputs only: changed when any input differs (or is unknown). Never replaces."""
-        changed = [k for k in DIFF_KEYS if _is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+        return diff_from_state(olds, news, (), DIFF_KEYS)
 
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         url = props["database_url"]
-        try:
+        with errors_without_secrets(engine.MigrationError, str(props.get("app")), url,
+                                    catch=(engine.MigrationError, MigrationFileError)):
             result = engine.apply(url, files_from_entries(props.get("migrations") or []), _options(props))
-        except (engine.MigrationError, MigrationFileError) as error:
-            raise engine.MigrationError(f"{props.get('app')}: {scrub(str(error), url)}") from None
         return {**{k: props.get(k) for k in INPUT_KEYS if k in props}, **_outputs(result.state)}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -154,11 +131,8 @@ class MigrationsProvider(ResourceProvider):
         """Outputs and inputs rebuilt from the history table, so a refresh shows files applied or
         removed behind the stack's back (an entry applied elsewhere carries the SQL `-- unknown`)."""
         url = props["database_url"]
-        try:
-            with engine.connect(url) as conn:
-                state = engine.read_state(conn)
-        except Exception as error:
-            raise engine.MigrationError(f"{props.get('app')}: {scrub(str(error), url)}") from None
+        with errors_without_secrets(engine.MigrationError, str(props.get("app")), url), engine.connect(url) as conn:
+            state = engine.read_state(conn)
         known = {version_key(e["version"]): e for e in props.get("migrations") or []}
         migrations = []
         for version, done in sorted(state.applied.items(), key=lambda item: _order_key(item[0])):
@@ -194,13 +168,13 @@ class MigrationsArgs:
     """Application name, used in messages and the resource id."""
     schema_dir: Path
     """Directory of the app's migration files, e.g. schema/chatkit."""
-    allow_destructive: bool = True
+    allow_destructive: bool = ALLOW_DESTRUCTIVE
     """Whether pending DROP/TRUNCATE/ALTER COLUMN TYPE/... may run (False on production)."""
-    allow_out_of_order: bool = False
+    allow_out_of_order: bool = ALLOW_OUT_OF_ORDER
     """Whether a new file below the highest applied version may be applied."""
-    lock_timeout: str = "10s"
+    lock_timeout: str = LOCK_TIMEOUT
     """SET LOCAL lock_timeout of every migration transaction."""
-    statement_timeout: str = "15min"
+    statement_timeout: str = STATEMENT_TIMEOUT
     """SET LOCAL statement_timeout of every migration transaction."""
     baseline_version: str | None = None
     """Files up to this version are recorded as applied without running (their tables must exist)."""

@@ -22,7 +22,7 @@ from psycopg import sql
 from components.app_role import AppRoleProvider
 from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
 from components.settings import PROJECT_ROOT, SCHEMA_ROOT, parse_settings
-from components.uri import pooled_host, postgres_uri
+from components.uri import Credentials, pooled_host, postgres_uri
 from neon_emulator.servers import PgBouncer, PostgresServer
 from tests.support.manifests import declared_manifests
 from tests.support.pulumi_mocks import run_program
@@ -136,11 +136,7 @@ def declared_objects(neon_app: NeonApp, password: str) -> tuple[dict, dict]:
             app.name,
             AppKubernetesArgs(
                 app=app,
-                database_url=secret_password.apply(lambda p: postgres_uri(app.app_role, p, host, app.database)),
-                host=pulumi.Output.from_input(host),
-                database=pulumi.Output.from_input(app.database),
-                user=pulumi.Output.from_input(app.app_role),
-                password=secret_password,
+                credentials=secret_password.apply(lambda p: Credentials(app.app_role, p, host, app.database)),
                 provider=kubernetes_provider("k8s", settings.kubernetes),
                 kubernetes=settings.kubernetes,
             ),

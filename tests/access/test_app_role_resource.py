@@ -11,7 +11,7 @@ import pulumi
 from components.app_role import AppRole, AppRoleArgs
 from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
 from components.settings import parse_settings
-from components.uri import pooled_host, postgres_uri
+from components.uri import Credentials, pooled_host
 from tests.support.pulumi_mocks import run_program
 
 
@@ -34,13 +34,9 @@ def program_for(neon_app, password_version: int):
             "chatkit",
             AppKubernetesArgs(
                 app=app,
-                database_url=pulumi.Output.all(role.role_name, role.password).apply(
-                    lambda v: postgres_uri(v[0], v[1], host, neon_app.database)
+                credentials=pulumi.Output.all(role.role_name, role.password).apply(
+                    lambda v: Credentials(v[0], v[1], host, neon_app.database)
                 ),
-                host=pulumi.Output.from_input(host),
-                database=pulumi.Output.from_input(neon_app.database),
-                user=role.role_name,
-                password=role.password,
                 provider=kubernetes_provider("k8s", settings.kubernetes),
                 kubernetes=settings.kubernetes,
             ),

@@ -13,7 +13,7 @@ import pytest
 
 from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
 from components.settings import parse_settings
-from components.uri import pooled_host, postgres_uri
+from components.uri import Credentials, pooled_host, postgres_uri
 from tests.support.manifests import (
     check_component,
     check_manifests,
@@ -37,8 +37,8 @@ def declare(config: dict[str, str], *, password: str = PASSWORD) -> ProgramRun:
         provider = kubernetes_provider("k8s", settings.kubernetes)
         for app in settings.apps:
             secret_password = pulumi.Output.secret(password)
-            url = secret_password.apply(
-                lambda p, app=app: postgres_uri(
+            credentials = secret_password.apply(
+                lambda p, app=app: Credentials(
                     app.app_role, p, POOLED_HOST, app.database, channel_binding=app.channel_binding
                 )
             )
@@ -46,11 +46,7 @@ def declare(config: dict[str, str], *, password: str = PASSWORD) -> ProgramRun:
                 app.name,
                 AppKubernetesArgs(
                     app=app,
-                    database_url=url,
-                    host=pulumi.Output.from_input(POOLED_HOST),
-                    database=pulumi.Output.from_input(app.database),
-                    user=pulumi.Output.from_input(app.app_role),
-                    password=secret_password,
+                    credentials=credentials,
                     provider=provider,
                     kubernetes=settings.kubernetes,
                 ),
