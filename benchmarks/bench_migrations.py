@@ -28,9 +28,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.schema import engine
-from components.schema.files import checksum, load_directory, parse_file
-from components.schema.provider import MigrationsProvider, migration_entry
+from components.migrations import engine
+from components.migrations.files import checksum, load_directory, parse_file
+from components.migrations.provider import MigrationsProvider, migration_entry
 from neon_emulator.servers import start_postgres
 
 

@@ -29,8 +29,8 @@ import dill
 import pulumi
 from pulumi.dynamic import Config, ConfigureRequest
 
-from components.neon.client import ClientPolicy
 from components.neon.component import NeonDatabase, NeonDatabaseArgs
+from components.neon.session import ClientPolicy
 from components.settings import parse_settings
 from neon_emulator.api_server import ApiServer
 from neon_emulator.fake import NeonFake

@@ -11,8 +11,8 @@ from components import dapr
 from components.app_role import AppRole, AppRoleArgs
 from components.defaults import APP_SCHEMA
 from components.kubernetes import AppKubernetes, AppKubernetesArgs
+from components.migrations.provider import Migrations, MigrationsArgs
 from components.neon.component import DatabaseAccess
-from components.schema.provider import Migrations, MigrationsArgs
 from components.settings import AppSettings, KubernetesSettings, MigrationSettings
 from components.uri import Credentials
 

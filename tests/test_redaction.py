@@ -30,11 +30,11 @@ from psycopg.conninfo import conninfo_to_dict
 
 from components import redaction
 from components.app_role import AppRoleError, AppRoleProvider
+from components.migrations import engine
+from components.migrations.__main__ import main
+from components.migrations.files import load_directory
+from components.migrations.provider import MigrationsProvider, migration_entry
 from components.redaction import WITHHELD, ConninfoError, hide, parse_conninfo, scrub
-from components.schema import engine
-from components.schema.__main__ import main
-from components.schema.files import load_directory
-from components.schema.provider import MigrationsProvider, migration_entry
 from components.settings import PROJECT_ROOT
 from neon_emulator.servers import PostgresServer
 
@@ -205,7 +205,7 @@ def test_the_cli_as_a_program_with_the_url_in_the_environment(postgres: Postgres
         (f"host=127.0.0.1 port={postgres.port} user=postgres", {"PGPASSWORD": password}),
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "components.schema", "status", "--dir", str(CHATKIT)],
+            [sys.executable, "-m", "components.migrations", "status", "--dir", str(CHATKIT)],
             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
             env={**os.environ, **env, "DATABASE_URL": conninfo},
         )

@@ -277,7 +277,7 @@ def test_an_invalid_api_url_is_refused_without_showing_credentials(url, message,
     assert "s3cret" not in str(caught.value)
 
 
-# Generated cases. The oracles below restate the consumers' rules independently of components/settings.py
+# Generated cases. The oracles below restate the consumers' rules independently of components/settings/
 # (Kubernetes' DNS-1123 label and subdomain, label values, PostgreSQL's 63-byte names), and PostgreSQL
 # itself judges the timeouts and role names.
 KEYS = [f"neon-stack:{key}" for key in DEFAULTS] + ["neon:apiUrl"]

@@ -16,7 +16,6 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from components.defaults import BRANCH_INIT_SOURCE, BRANCH_INIT_SOURCES, MAX_CU, MIN_CU, SUSPEND_TIMEOUT_SECONDS
-from components.neon.client import ClientPolicy, Json
 from components.neon.endpoint import (
     align_endpoint,
     check_compute,
@@ -27,6 +26,7 @@ from components.neon.endpoint import (
 )
 from components.neon.errors import NeonError, NeonNotFound
 from components.neon.provider import NeonProvider
+from components.neon.session import ClientPolicy, Json
 from components.providers import InputChecker, diff_from_state, plain_inputs
 
 REPLACE_KEYS = ("project_id", "parent_id", "init_source", "parent_timestamp")

@@ -14,7 +14,8 @@ from components.defaults import (
     compute_units_problem,
     suspend_timeout_problem,
 )
-from components.neon.client import Json, NeonClient
+from components.neon.client import NeonClient
+from components.neon.session import Json
 from components.providers import InputChecker
 from components.uri import pooled_host
 

@@ -30,7 +30,7 @@ from components.defaults import (
     PRIMARY_BRANCH,
     SUSPEND_TIMEOUT_SECONDS,
 )
-from components.neon.client import ClientPolicy, Json, NeonClient
+from components.neon.client import NeonClient
 from components.neon.endpoint import (
     align_endpoint,
     check_compute,
@@ -42,6 +42,7 @@ from components.neon.endpoint import (
 )
 from components.neon.errors import NeonError, NeonNotFound
 from components.neon.provider import NeonProvider
+from components.neon.session import ClientPolicy, Json
 from components.providers import InputChecker, diff_from_state, plain_inputs
 
 REPLACE_KEYS = ("region_id", "pg_version", "org_id")

@@ -15,7 +15,8 @@ from typing import Any
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
 
 from components.defaults import NEON_API_URL, PG_MAX_IDENTIFIER_BYTES
-from components.neon.client import ClientPolicy, NeonClient
+from components.neon.client import NeonClient
+from components.neon.session import ClientPolicy
 from components.providers import InputChecker
 from components.settings import NEON_API_KEY_ENV, NEON_API_KEY_KEY, NEON_API_URL_KEY
 

@@ -14,8 +14,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
-from components.neon.client import ClientPolicy
 from components.neon.provider import BRANCH_OBJECT_KEYS, NeonProvider, branch_object_id, check_branch_object
+from components.neon.session import ClientPolicy
 from components.providers import InputChecker, diff_from_state, plain_inputs
 
 REPLACE_KEYS = BRANCH_OBJECT_KEYS

@@ -1,1 +1,1 @@
-"""Versioned SQL migrations for the apps' databases: files, engine, Pulumi dynamic provider and CLI."""
+"""Old import path of `components.migrations`, kept only for what stacks' state refers to (see `provider`)."""

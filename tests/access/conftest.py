@@ -65,7 +65,8 @@ class NeonApp:
 def apply_schema(app: str, url: str) -> None:
     """Apply schema/<app> with the project's migration CLI, as the owner, over the direct URI."""
     result = subprocess.run(
-        [sys.executable, "-m", "components.schema", "apply", "--dir", str(SCHEMA_ROOT / app), "--database-url", url],
+        [sys.executable, "-m", "components.migrations", "apply", "--dir", str(SCHEMA_ROOT / app),
+         "--database-url", url],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
-from components.neon.client import ClientPolicy, NeonClient
+from components.neon.client import NeonClient
 from components.neon.provider import NeonProvider
+from components.neon.session import ClientPolicy
 from tests.support.neon_fixtures import NeonApi, neon_api, neon_api_server  # noqa: F401
 
 FAST = ClientPolicy(

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from pulumi.dynamic import ResourceProvider
 
-from components.neon.client import ClientPolicy
+from components.neon.session import ClientPolicy
 from components.uri import postgres_uri
 from tests.support.neon_fixtures import NeonApi
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.neon.client import ClientPolicy, NeonClient
+from components.neon.client import NeonClient
 from components.neon.errors import (
     NeonAPIError,
     NeonError,
@@ -22,6 +22,7 @@ from components.neon.errors import (
     NeonRetryBudgetExceeded,
     NeonTransportError,
 )
+from components.neon.session import ClientPolicy
 from tests.neon.helpers import most_attempts, shortest_wait
 
 API_KEY = "neon-test-key-0123456789abcdef"

@@ -36,7 +36,7 @@ def _counting_migrations(directory: Path) -> Path:
 
 def _cli(command: str, directory: Path, url: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "components.schema", command, "--dir", str(directory)],
+        [sys.executable, "-m", "components.migrations", command, "--dir", str(directory)],
         cwd=PROJECT_ROOT, env={**os.environ, "DATABASE_URL": url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from components.schema.__main__ import main
-from components.schema.files import NO_TRANSACTION_DIRECTIVE, MigrationFileError, checksum, load_directory
+from components.migrations.__main__ import main
+from components.migrations.files import NO_TRANSACTION_DIRECTIVE, MigrationFileError, checksum, load_directory
 from tests.schema.conftest import within, write_files
 
 

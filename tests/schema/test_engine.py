@@ -7,8 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from components.schema import engine
-from components.schema.files import MigrationFileError, load_directory
+from components.migrations import engine
+from components.migrations.files import MigrationFileError, load_directory
 from tests.schema.conftest import PROJECT_ROOT, history, query, tables, write_files
 
 OPTIONS = engine.Options()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.schema.files import MigrationFileError, checksum, load_directory, parse_file
+from components.migrations.files import MigrationFileError, checksum, load_directory, parse_file
 from tests.schema.conftest import PROJECT_ROOT, write_files
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.schema.files import MigrationFileError, load_directory, normalize, parse_file
+from components.migrations.files import MigrationFileError, load_directory, normalize, parse_file
 from tests.schema.conftest import within
 from tests.schema.test_statement_rules import (
     COPY_STREAMS,

@@ -8,9 +8,9 @@ import pulumi
 import pytest
 from pulumi.output import Unknown
 
-from components.schema import engine
-from components.schema.files import load_directory
-from components.schema.provider import Migrations, MigrationsArgs, MigrationsProvider, migration_entry
+from components.migrations import engine
+from components.migrations.files import load_directory
+from components.migrations.provider import Migrations, MigrationsArgs, MigrationsProvider, migration_entry
 from neon_emulator.servers import PostgresServer
 from tests.schema.conftest import PROJECT_ROOT, history, query, write_files
 from tests.support.provider_host import ProviderHostError, start_provider_host
@@ -151,7 +151,7 @@ def test_provider_host_round_trip_over_grpc(postgres: PostgresServer, database_u
 
 
 def test_cli_messages_never_show_the_password(postgres: PostgresServer, database_url: str, tmp_path: Path, capsys):
-    from components.schema.__main__ import main
+    from components.migrations.__main__ import main
 
     write_files(tmp_path, {"0001_bad.sql": "SELECT 1/0;"})
     assert main(["apply", "--dir", str(tmp_path), "--database-url", database_url]) == 1

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.schema import engine
-from components.schema.files import load_directory
+from components.migrations import engine
+from components.migrations.files import load_directory
 from neon_emulator.servers import PgBouncer, PostgresServer, start_pgbouncer, start_postgres
 from tests.schema.conftest import new_database, query, write_files
 

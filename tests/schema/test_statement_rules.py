@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.schema import engine
-from components.schema.__main__ import main
-from components.schema.files import (
+from components.migrations import engine
+from components.migrations.__main__ import main
+from components.migrations.files import (
     NO_TRANSACTION_DIRECTIVE,
     MigrationFile,
     MigrationFileError,
     load_directory,
     parse_file,
 )
-from components.schema.provider import MigrationsProvider, migration_entry
+from components.migrations.provider import MigrationsProvider, migration_entry
 from tests.schema.conftest import history, query, tables, write_files
 
 # Statements that need no refusal in any file; a generated file mixes them with the one under test.

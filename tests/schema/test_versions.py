@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.schema import engine
-from components.schema.files import MigrationFileError, load_directory, order, parse_file, version_key
-from components.schema.provider import MigrationsProvider, migration_entry
+from components.migrations import engine
+from components.migrations.files import MigrationFileError, load_directory, order, parse_file, version_key
+from components.migrations.provider import MigrationsProvider, migration_entry
 from neon_emulator.servers import PostgresServer
 from tests.schema.conftest import history, new_database, query, tables, write_files
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m components.schema {status,plan,apply} --dir schema/<app> --database-url URL`.
+"""Command line: `python -m components.migrations {status,plan,apply} --dir schema/<app> --database-url URL`.
 
 The URL may come from the environment variable DATABASE_URL instead; use the DIRECT (not pooled)
 endpoint and the owner role. Exit status 0 on success, 1 on a refusal or a failed migration.
@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 from components.defaults import LOCK_TIMEOUT, STATEMENT_TIMEOUT
+from components.migrations import engine
+from components.migrations.files import MigrationFileError, load_directory
 from components.redaction import scrub
-from components.schema import engine
-from components.schema.files import MigrationFileError, load_directory
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m components.schema", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m components.migrations", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, summary in (
         ("status", "list applied and pending migrations"),

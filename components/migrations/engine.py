@@ -1,4 +1,4 @@
-"""Applying migration files to a database: history table, transaction-level advisory lock, plan, apply.
+"""Applying migration files to a database: history table, transaction-level advisory lock, apply.
 
 Every file runs in its own transaction that first takes `pg_advisory_xact_lock`, then sets the
 timeouts with SET LOCAL, runs the file's statements, resets the session and writes the history row:
@@ -10,27 +10,25 @@ failing statement) in a transaction of its own after the rollback.
 
 A no-transaction file cannot hold the lock while it runs; it is claimed instead (a row naming the
 applying session, committed under the lock), and other appliers wait while that session lives.
+
+What to run is decided without the database by `components.migrations.planning`; its `Options`,
+`Applied`, `Plan` and `make_plan` are used here and reached through this module by its callers.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from components.defaults import (
-    ALLOW_DESTRUCTIVE,
-    ALLOW_OUT_OF_ORDER,
-    LOCK_TIMEOUT,
-    PG_CONNECT_TIMEOUT_SECONDS,
-    STATEMENT_TIMEOUT,
-)
+from components.defaults import PG_CONNECT_TIMEOUT_SECONDS
+from components.migrations.files import MigrationFile, MigrationFileError, version_key
+from components.migrations.planning import Applied, Options, Plan, make_plan
 from components.redaction import ConninfoError, parse_conninfo, scrub
-from components.schema.files import MigrationFile, MigrationFileError, is_version, version_key
 
 HISTORY_SCHEMA = "neon_stack"
 HISTORY_TABLE = f"{HISTORY_SCHEMA}.schema_migrations"
@@ -100,38 +98,6 @@ class MigrationError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Options:
-    """How to apply: safety switches and the SET LOCAL timeouts of every migration transaction."""
-
-    allow_destructive: bool = ALLOW_DESTRUCTIVE
-    allow_out_of_order: bool = ALLOW_OUT_OF_ORDER
-    lock_timeout: str = LOCK_TIMEOUT
-    statement_timeout: str = STATEMENT_TIMEOUT
-    baseline_version: str | None = None
-
-
-@dataclass(frozen=True)
-class Applied:
-    """The latest successful history entry of one version."""
-
-    version: str
-    description: str
-    checksum: str
-    kind: str
-
-
-@dataclass
-class Plan:
-    """What applying would do, computed from the files and the history without touching the database."""
-
-    pending: list[MigrationFile]
-    baseline: list[MigrationFile]
-    applied: dict[str, Applied]
-    missing_files: list[Applied]
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class DatabaseState:
     applied: dict[str, Applied]
     tables: list[str]
@@ -149,53 +115,6 @@ class DatabaseState:
     @property
     def checksums(self) -> dict[str, str]:
         return {version: self.applied[version].checksum for version in sorted(self.applied)}
-
-
-def make_plan(files: Sequence[MigrationFile], applied: dict[str, Applied], options: Options) -> Plan:
-    """Check the files against the history (keyed by `MigrationFile.key`) and list what to run;
-    refusals raise MigrationFileError."""
-    by_key = {f.key: f for f in files}
-    for file in files:
-        done = applied.get(file.key)
-        if done and not file.repeatable and done.checksum != file.checksum:
-            raise MigrationFileError(
-                f"{file.filename}: changed after it was applied (applied checksum {done.checksum[:12]}, "
-                f"file checksum {file.checksum[:12]}); add a new migration instead of editing an applied one"
-            )
-    versioned_applied = [int(v) for v, a in applied.items() if a.kind != "repeatable"]
-    highest = max(versioned_applied, default=None)
-    if options.baseline_version and not is_version(options.baseline_version):
-        raise MigrationFileError(f"baseline version {options.baseline_version!r} is not a version number (NNNN)")
-    baseline_number = int(options.baseline_version) if options.baseline_version else None
-    baseline, pending = [], []
-    for file in files:
-        if file.repeatable:
-            if file.key not in applied or applied[file.key].checksum != file.checksum:
-                pending.append(file)
-        elif file.key not in applied:
-            if baseline_number is not None and file.number <= baseline_number:
-                baseline.append(file)
-                continue
-            if highest is not None and file.number < highest and not options.allow_out_of_order:
-                raise MigrationFileError(
-                    f"{file.filename}: version {file.key} is below the highest applied version "
-                    f"{highest:04d} (out of order; allow out-of-order migrations to apply it)"
-                )
-            pending.append(file)
-    refusals = [refusal for file in pending for refusal in file.refusals]
-    if refusals:
-        raise MigrationFileError("; ".join(refusals))
-    warnings = []
-    for file in pending:
-        if file.destructive_statements:
-            if not options.allow_destructive:
-                raise MigrationFileError(
-                    f"destructive changes are not allowed on this stack: {file.describe_destructive()}"
-                )
-            warnings.append(f"destructive change pending: {file.describe_destructive()}")
-    missing = [a for v, a in sorted(applied.items()) if v not in by_key and a.kind != "repeatable"]
-    warnings += [f"{a.version} ({a.description}) is applied but its file is missing" for a in missing]
-    return Plan(pending, baseline, applied, missing, warnings)
 
 
 def connect(database_url: str) -> psycopg.Connection:

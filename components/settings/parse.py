@@ -1,0 +1,283 @@
+"""`parse_settings`: a stack's raw config, every key read and checked, as `StackSettings`.
+
+Every problem is collected (not only the first) and reported with the config key that holds it,
+before the program declares any resource.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from components.defaults import (
+    BRANCH_INIT_SOURCES,
+    DAPR_SERVICE_SUFFIX,
+    HISTORY_RETENTION_MAX,
+    KUBERNETES_BUILT_IN_NAMESPACES,
+    KUBERNETES_MAX_LABEL,
+    NEON_REGIONS,
+    PASSWORD_VERSION_MAX,
+    PG_MAX_IDENTIFIER_BYTES,
+    PG_RESERVED_DATABASES,
+    PG_RESERVED_ROLE_PREFIX,
+    PG_VERSIONS,
+    SUSPEND_TIMEOUT_MAX,
+    SUSPEND_TIMEOUT_NEVER,
+    suspend_timeout_problem,
+)
+from components.settings.keys import DEFAULTS, NEON_API_URL_KEY, PROJECT, SCHEMA_ROOT
+from components.settings.objects import (
+    AppSettings,
+    BranchModeSettings,
+    ComputeSettings,
+    KubernetesSettings,
+    MigrationSettings,
+    NeonSettings,
+    SettingsError,
+    StackSettings,
+)
+from components.settings.reader import (
+    DNS_SUBDOMAIN,
+    Reader,
+    branch_name_problem,
+    dapr_timeout,
+    http_url,
+    is_dns_label,
+    matches,
+    neon_id,
+    neon_name,
+    one_of,
+    pg_timeout,
+    shown,
+)
+
+KUBERNETES_MODES = ("cluster", "render")
+
+# Applied with fullmatch; ASCII classes only, as in `components.settings.reader`.
+_APP_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+_VERSION = re.compile(r"[0-9]+")
+_STACK_REF = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?")
+
+
+def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None = None) -> StackSettings:
+    """Parse raw config (keys like `neon-stack:region`; values as Pulumi passes them).
+
+    `schema_root` (default: the project's `schema/`) holds one directory of SQL files per app.
+    Raises SettingsError listing every invalid value with its key.
+    """
+    schema_root = SCHEMA_ROOT if schema_root is None else schema_root
+    r = Reader(raw)
+    unknown = sorted(
+        k for k in raw if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in DEFAULTS
+    )
+    for key in unknown:
+        r.problems.append(f"{key}: not a setting of this project (see the README's configuration reference)")
+
+    if raw.get(NEON_API_URL_KEY):
+        r.string(NEON_API_URL_KEY, http_url)  # validated here; the Neon providers read it in configure()
+    compute = ComputeSettings(
+        min_cu=r.compute_units("computeMinCu"),
+        max_cu=r.compute_units("computeMaxCu"),
+        suspend_timeout_seconds=r.integer("suspendTimeoutSeconds", SUSPEND_TIMEOUT_NEVER, SUSPEND_TIMEOUT_MAX),
+    )
+    if compute.max_cu < compute.min_cu:
+        r.fail("computeMaxCu", f"{compute.max_cu:g} is below computeMinCu ({compute.min_cu:g})")
+    problem = suspend_timeout_problem(compute.suspend_timeout_seconds)
+    if problem:
+        r.fail("suspendTimeoutSeconds", problem)
+
+    extra_branches = r.string_list("branches")
+    for name in sorted({b for b in extra_branches if extra_branches.count(b) > 1}):
+        r.fail("branches", f"branch {shown(name)} appears more than once")
+    for name in dict.fromkeys(extra_branches):
+        problem = branch_name_problem(name)
+        if problem:
+            r.fail("branches", problem)
+
+    neon = NeonSettings(
+        project_name=r.string("projectName", neon_name) or f"{PROJECT}-{stack}",
+        adopt_project_id=r.string("adoptProjectId", neon_id) or None,
+        region=r.string("region", one_of(NEON_REGIONS)),
+        pg_version=r.integer("pgVersion", PG_VERSIONS.start, PG_VERSIONS.stop - 1),
+        org_id=r.string("orgId", neon_id) or None,
+        history_retention_seconds=r.integer("historyRetentionSeconds", 0, HISTORY_RETENTION_MAX),
+        compute=compute,
+        extra_branches=tuple(extra_branches),
+    )
+
+    parent_stack = r.string(
+        "parentStack",
+        lambda v: None if not v or _STACK_REF.fullmatch(v) else f"{shown(v)} is not a stack name (org/project/stack)",
+    )
+    branch_name = r.string("branchName")
+    init_source = r.string("branchInitSource", one_of(BRANCH_INIT_SOURCES))
+    branch_mode = None
+    if parent_stack:
+        branch_mode = BranchModeSettings(parent_stack, branch_name or stack, init_source)
+        problem = branch_name_problem(branch_mode.branch_name)
+        if problem:
+            r.fail("branchName", problem if branch_name else f"empty, so the stack name is used: {problem}")
+        if neon.adopt_project_id:
+            r.fail("adoptProjectId", "cannot be combined with neon-stack:parentStack (branch mode owns no project)")
+        if neon.extra_branches:
+            r.fail("branches", "cannot be combined with neon-stack:parentStack (branch mode owns one branch)")
+    elif branch_name:
+        r.fail("branchName", "only applies in branch mode (set neon-stack:parentStack)")
+
+    migrations = MigrationSettings(
+        allow_destructive=r.boolean("allowDestructiveMigrations"),
+        allow_out_of_order=r.boolean("allowOutOfOrderMigrations"),
+        lock_timeout=r.string("migrationLockTimeout", pg_timeout),
+        statement_timeout=r.string("migrationStatementTimeout", pg_timeout),
+    )
+
+    kube_mode = r.string("kubernetesMode", one_of(KUBERNETES_MODES))
+    render_directory = r.string("renderDirectory")
+    if kube_mode == "render" and not render_directory:
+        r.fail("renderDirectory", "must be set when neon-stack:kubernetesMode is render")
+    kubernetes = KubernetesSettings(
+        mode=kube_mode,
+        kubeconfig=r.string("kubeconfig") or None,
+        context=r.string("kubeContext") or None,
+        render_directory=render_directory,
+        create_namespaces=r.boolean("createNamespaces"),
+    )
+
+    apps = _parse_apps(r, schema_root, kubernetes.create_namespaces)
+    protect = r.boolean("protect")
+    if r.problems:
+        raise SettingsError(r.problems)
+    return StackSettings(stack, protect, neon, branch_mode, migrations, kubernetes, apps)
+
+
+def _parse_apps(r: Reader, schema_root: Path, create_namespaces: bool) -> tuple[AppSettings, ...]:
+    names = r.string_list("apps")
+    if not names:
+        r.fail("apps", "lists no application")
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        r.fail("apps", f"application {shown(name)} appears more than once")
+
+    namespaces = r.app_map("namespaces", names)
+    for app, namespace in namespaces.items():
+        if not is_dns_label(namespace):
+            r.fail("namespaces", f"{shown(namespace)} (for {app}) is not a DNS-1123 label")
+    scopes = r.app_map("daprScopes", names)
+    for app, ids in scopes.items():
+        for app_id in (i.strip() for i in ids.split(",")):
+            if not is_dns_label(app_id + DAPR_SERVICE_SUFFIX):
+                r.fail(
+                    "daprScopes",
+                    f"{shown(app_id)} (for {app}) is not a Dapr app id (lowercase letters, digits and -, a letter "
+                    f"or digit first, {KUBERNETES_MAX_LABEL - len(DAPR_SERVICE_SUFFIX)} characters at most)",
+                )
+    baselines = r.app_map("baselineVersions", names)
+    for app, version in baselines.items():
+        if not _VERSION.fullmatch(version):
+            r.fail("baselineVersions", f"{shown(version)} (for {app}) is not a migration version number")
+
+    # Kubernetes object names; Dapr also needs a Component's name to be a URL path segment, which these are.
+    secret_name = r.string("secretName", matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
+    component_name = r.string("daprComponentName", matches(DNS_SUBDOMAIN, "a DNS-1123 subdomain"))
+    init_timeout = r.string("daprInitTimeout", dapr_timeout)
+    password_version = r.integer("passwordVersion", 1, PASSWORD_VERSION_MAX)
+    channel_binding = r.boolean("channelBinding")
+
+    apps = tuple(
+        AppSettings(
+            name=name,
+            schema_dir=schema_root / name,
+            database=name,
+            owner_role=f"{name}_owner",
+            app_role=f"{name}_app",
+            namespace=namespaces.get(name, name.replace("_", "-")),
+            secret_name=secret_name,
+            dapr_component_name=component_name,
+            dapr_scopes=tuple(i.strip() for i in scopes[name].split(",")) if name in scopes else (),
+            dapr_init_timeout=init_timeout,
+            baseline_version=baselines.get(name),
+            password_version=password_version,
+            channel_binding=channel_binding,
+        )
+        for name in dict.fromkeys(names)
+    )
+    for app in apps:
+        if not _APP_NAME.fullmatch(app.name):
+            r.fail("apps", f"{shown(app.name)} is not an application name (a letter, then letters, digits and _)")
+    well_formed = [app for app in apps if _APP_NAME.fullmatch(app.name)]
+    for app in well_formed:
+        problem = _derived_name_problem(app, app.name in namespaces)
+        if problem:
+            r.fail("apps", f"application {shown(app.name)}: {problem}")
+        elif not any(app.schema_dir.glob("*.sql")):  # after the length checks: a long name is an OSError here
+            r.fail("apps", f"application {shown(app.name)} has no SQL files in {app.schema_dir}")
+    _check_namespaces(r, well_formed, set(namespaces), create_namespaces)
+    return apps
+
+
+def _derived_name_problem(app: AppSettings, namespace_overridden: bool) -> str | None:
+    """Why a name made from a well-formed app name would be refused where it is used, or None.
+
+    Every statement quotes these names (psycopg's sql.Identifier, Neon's API), so an SQL keyword is
+    fine; the app role provider takes lowercase identifiers of 63 bytes at most, like these.
+    """
+    for what, name in (("database", app.database), ("owner role", app.owner_role), ("app role", app.app_role)):
+        if len(name.encode()) > PG_MAX_IDENTIFIER_BYTES:
+            return f"its {what} {shown(name)} would be longer than PostgreSQL's {PG_MAX_IDENTIFIER_BYTES} bytes"
+    if any(role.startswith(PG_RESERVED_ROLE_PREFIX) for role in (app.owner_role, app.app_role)):
+        roles = f"{shown(app.owner_role)} and {shown(app.app_role)}"
+        return f"its roles {roles} would start with {PG_RESERVED_ROLE_PREFIX}, which PostgreSQL reserves"
+    if app.database in PG_RESERVED_DATABASES:
+        return f"its database {shown(app.database)} already exists on every Neon branch"
+    if not namespace_overridden and not is_dns_label(app.namespace):
+        return f"its namespace {shown(app.namespace)} would not be a DNS-1123 label (set one in neon-stack:namespaces)"
+    if not _LABEL_VALUE.fullmatch(app.name):
+        return "it is the value of the label app.kubernetes.io/name, which must end with a letter or a digit"
+    return None
+
+
+def _check_namespaces(
+    r: Reader, apps: list[AppSettings], overridden: set[str], create_namespaces: bool
+) -> None:
+    """Each app in a namespace of its own that the stack can make: two apps in one namespace would declare
+    the same Secret and Component (their names are stack-wide), and the same Namespace if it is created.
+
+    A default namespace (`_` turned to `-`) is never another app's default, so a shared namespace
+    always involves neon-stack:namespaces.
+    """
+    first_app: dict[str, AppSettings] = {}
+    for app in apps:
+        source = "neon-stack:namespaces" if app.name in overridden else "neon-stack:apps"
+        if create_namespaces and app.namespace in KUBERNETES_BUILT_IN_NAMESPACES:
+            r.fail(
+                source,
+                f"namespace {shown(app.namespace)} of {app.name} exists in every cluster and cannot be created by the "
+                "stack (choose another in neon-stack:namespaces, or set neon-stack:createNamespaces false)",
+            )
+        other = first_app.setdefault(app.namespace, app)
+        if other is app:
+            continue
+        other_source = "neon-stack:namespaces" if other.name in overridden else "neon-stack:apps"
+        shared = "Namespace, " if create_namespaces else ""
+        r.fail(
+            "namespaces",
+            f"{app.name} ({source}) and {other.name} ({other_source}) are both in namespace {shown(app.namespace)}, "
+            f"so they would declare the same {shared}Secret {shown(app.secret_name)} (neon-stack:secretName) and "
+            f"Component {shown(app.dapr_component_name)} (neon-stack:daprComponentName): give each its own namespace",
+        )
+
+
+def stack_config() -> dict[str, Any]:
+    """Every config value of the running stack (Pulumi's environment, then values set in-process)."""
+    from pulumi.runtime import config as runtime_config
+
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+
+
+def load_settings() -> StackSettings:
+    """Settings of the running Pulumi stack."""
+    import pulumi
+
+    return parse_settings(stack_config(), pulumi.get_stack())
