@@ -8,9 +8,11 @@ Python from the project's virtualenv.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,29 @@ def copy_project(destination: Path) -> Path:
         shutil.copy2(stack_file, destination / stack_file.name)
     (destination / "venv").symlink_to(PROJECT_ROOT / "venv")
     return destination
+
+
+def copy_project_at(commit: str, destination: Path) -> Path:
+    """The program (stack files included) as it was at `commit` of the checkout's history, sharing
+    the checkout's virtualenv; a clear failure where the history lacks the commit (a shallow clone)."""
+    found = _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", check=False)
+    if found.returncode != 0:
+        raise AssertionError(
+            f"commit {commit} is not in the history of {PROJECT_ROOT}: this test needs a full clone "
+            "(`git fetch --unshallow`, or actions/checkout with fetch-depth: 0)"
+        )
+    names = _git("ls-tree", "--name-only", commit).stdout.decode().splitlines()
+    paths = [n for n in names if n in PROJECT_FILES or (n.startswith("Pulumi.") and n.endswith(".yaml"))]
+    archive = _git("archive", "--format=tar", commit, "--", *paths).stdout
+    destination.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(destination, filter="data")
+    (destination / "venv").symlink_to(PROJECT_ROOT / "venv")
+    return destination
+
+
+def _git(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, check=check, timeout=60)
 
 
 @dataclass
