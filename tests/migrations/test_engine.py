@@ -9,7 +9,7 @@ import pytest
 
 from components.migrations import engine
 from components.migrations.files import MigrationFileError, load_directory
-from tests.schema.conftest import PROJECT_ROOT, history, query, tables, write_files
+from tests.migrations.conftest import PROJECT_ROOT, history, query, tables, write_files
 
 OPTIONS = engine.Options()
 

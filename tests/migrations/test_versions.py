@@ -15,7 +15,7 @@ from components.migrations import engine
 from components.migrations.files import MigrationFileError, load_directory, order, parse_file, version_key
 from components.migrations.provider import MigrationsProvider, migration_entry
 from neon_emulator.servers import PostgresServer
-from tests.schema.conftest import history, new_database, query, tables, write_files
+from tests.migrations.conftest import history, new_database, query, tables, write_files
 
 numbers = st.integers(0, 10**18 - 1)
 paddings = st.integers(0, 8)

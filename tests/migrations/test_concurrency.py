@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from neon_emulator.servers import PgBouncer, PostgresServer
-from tests.schema.conftest import PROJECT_ROOT, history, query, write_files
+from tests.migrations.conftest import PROJECT_ROOT, history, query, write_files
 
 pytestmark = pytest.mark.host  # the appliers are migration CLI subprocesses
 

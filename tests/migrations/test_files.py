@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.migrations.files import MigrationFileError, checksum, load_directory, parse_file
-from tests.schema.conftest import PROJECT_ROOT, write_files
+from tests.migrations.conftest import PROJECT_ROOT, write_files
 
 
 def test_checksum_ignores_line_endings_but_not_content():

@@ -12,7 +12,7 @@ from components.migrations import engine
 from components.migrations.files import load_directory
 from components.migrations.provider import Migrations, MigrationsArgs, MigrationsProvider, migration_entry
 from neon_emulator.servers import PostgresServer
-from tests.schema.conftest import PROJECT_ROOT, history, query, write_files
+from tests.migrations.conftest import PROJECT_ROOT, history, query, write_files
 from tests.support.provider_host import ProviderHostError, start_provider_host
 from tests.support.pulumi_mocks import run_program
 

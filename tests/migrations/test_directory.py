@@ -15,7 +15,7 @@ import pytest
 
 from components.migrations.__main__ import main
 from components.migrations.files import NO_TRANSACTION_DIRECTIVE, MigrationFileError, checksum, load_directory
-from tests.schema.conftest import within, write_files
+from tests.migrations.conftest import within, write_files
 
 
 def _fifo(path: Path) -> None:

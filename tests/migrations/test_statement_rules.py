@@ -20,7 +20,7 @@ from components.migrations.files import (
     parse_file,
 )
 from components.migrations.provider import MigrationsProvider, migration_entry
-from tests.schema.conftest import history, query, tables, write_files
+from tests.migrations.conftest import history, query, tables, write_files
 
 # Statements that need no refusal in any file; a generated file mixes them with the one under test.
 ORDINARY = [

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from components.migrations import engine
 from components.migrations.files import load_directory
 from neon_emulator.servers import PgBouncer, PostgresServer, start_pgbouncer, start_postgres
-from tests.schema.conftest import new_database, query, write_files
+from tests.migrations.conftest import new_database, query, write_files
 
 pytestmark = pytest.mark.postgres  # pool_of_one starts its own PostgreSQL and PgBouncer
 

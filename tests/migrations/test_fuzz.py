@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.migrations.files import MigrationFileError, load_directory, normalize, parse_file
-from tests.schema.conftest import within
-from tests.schema.test_statement_rules import (
+from tests.migrations.conftest import within
+from tests.migrations.test_statement_rules import (
     COPY_STREAMS,
     NEEDS_NO_TRANSACTION,
     ORDINARY,
