@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
 from components import redaction
-from components.app_role import AppRoleError, AppRoleProvider
+from components.access.app_role import AppRoleError, AppRoleProvider
 from components.redaction import WITHHELD, ConninfoError, hide, parse_conninfo, scrub
 from components.schema import engine
 from components.schema.__main__ import main
