@@ -2,7 +2,7 @@
 
 Measured (against the fake Neon API, started here, with real PostgreSQL behind it):
 1. a fresh environment: project + 2 extra branches + 2 apps (owner role and database each, on
-   every branch), through NeonDatabase with its providers run for real;
+   every branch), through NeonEnvironment with its providers run for real;
 2. a second `up` with nothing changed (diff from state: must make zero writes and zero reveals);
 3. a refresh of every resource (read(): must make zero reveals).
 
@@ -17,10 +17,8 @@ Run: `venv/bin/python benchmarks/bench_neon_calls.py`.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,9 +27,15 @@ import dill
 import pulumi
 from pulumi.dynamic import Config, ConfigureRequest
 
-from components.neon.component import NeonDatabase, NeonDatabaseArgs
+from components.defaults import HISTORY_RETENTION_SECONDS, MAX_CU, MIN_CU, PG_VERSION, REGION, SUSPEND_TIMEOUT_SECONDS
+from components.neon.component import (
+    ComputeArgs,
+    NeonEnvironment,
+    NeonEnvironmentArgs,
+    OwnedDatabaseArgs,
+    ProjectModeArgs,
+)
 from components.neon.session import ClientPolicy
-from components.settings import parse_settings
 from neon_emulator.api_server import ApiServer
 from neon_emulator.fake import NeonFake
 from tests.support.pulumi_mocks import run_program
@@ -81,34 +85,39 @@ def main() -> None:
     fake = NeonFake()
     server = ApiServer(fake)
     try:
-        with tempfile.TemporaryDirectory() as schema_root:
-            for app in APPS:
-                (Path(schema_root) / app).mkdir()
-                (Path(schema_root) / app / "0001_init.sql").write_text("CREATE TABLE t (id int);\n")
-            settings = parse_settings(
-                {"neon-stack:apps": json.dumps(APPS), "neon-stack:branches": json.dumps(EXTRA_BRANCHES)},
-                "bench",
-                Path(schema_root),
-            )
+        args = NeonEnvironmentArgs(
+            mode=ProjectModeArgs(
+                name="neon-stack-bench",
+                region_id=REGION,
+                pg_version=PG_VERSION,
+                org_id=None,
+                history_retention_seconds=HISTORY_RETENTION_SECONDS,
+                adopt_id=None,
+                extra_branches=EXTRA_BRANCHES,
+            ),
+            databases=[OwnedDatabaseArgs(app, f"{app}_owner", channel_binding=False) for app in APPS],
+            compute=ComputeArgs(MIN_CU, MAX_CU, SUSPEND_TIMEOUT_SECONDS),
+            protect=False,
+        )
 
-            def program() -> None:
-                db = NeonDatabase("neon", NeonDatabaseArgs(settings=settings))
-                pulumi.export("branch_ids", db.branch_ids)
+        def program() -> None:
+            db = NeonEnvironment("neon", args)
+            pulumi.export("branch_ids", db.branch_ids)
 
-            config = {"neon:apiUrl": server.url, "neon:apiKey": fake.api_key}
-            fresh = run_program(program, config={}, stack="bench", run_providers=True, provider_config=config)
-            operations = sum(len(p.operations) for p in fake.projects.values())
-            figures = {"fresh environment": summarise(fake.calls)}
-            fake.calls.clear()
-            run_program(program, config={}, stack="bench", run_providers=True, provider_config=config,
-                        state=fresh.state)
-            figures["second up, nothing changed"] = summarise(fake.calls)
-            fake.calls.clear()
-            for entry in fresh.state.values():  # what `pulumi refresh` does: the provider from state, read()
-                provider = dill.loads(base64.b64decode(entry["provider"]))  # noqa: S301 - our own provider
-                provider.configure(ConfigureRequest(Config(config, "neon-stack")))
-                provider.read(entry["id"], entry["outputs"])
-            figures["refresh of every resource"] = summarise(fake.calls)
+        config = {"neon:apiUrl": server.url, "neon:apiKey": fake.api_key}
+        fresh = run_program(program, config={}, stack="bench", run_providers=True, provider_config=config)
+        operations = sum(len(p.operations) for p in fake.projects.values())
+        figures = {"fresh environment": summarise(fake.calls)}
+        fake.calls.clear()
+        run_program(program, config={}, stack="bench", run_providers=True, provider_config=config,
+                    state=fresh.state)
+        figures["second up, nothing changed"] = summarise(fake.calls)
+        fake.calls.clear()
+        for entry in fresh.state.values():  # what `pulumi refresh` does: the provider from state, read()
+            provider = dill.loads(base64.b64decode(entry["provider"]))  # noqa: S301 - our own provider
+            provider.configure(ConfigureRequest(Config(config, "neon-stack")))
+            provider.read(entry["id"], entry["outputs"])
+        figures["refresh of every resource"] = summarise(fake.calls)
     finally:
         server.close()
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 from pulumi.output import Unknown
 
-from components.app_role import AppRoleProvider
+from components.access.app_role import AppRoleProvider
 from components.neon.branch import BranchProvider
 from components.neon.project import ProjectProvider
 from components.neon.role import RoleProvider

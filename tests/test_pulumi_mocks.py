@@ -19,7 +19,7 @@ class Box(pulumi.ComponentResource):
                 additional_secret_outputs=["greeting"],
             ),
         )
-        self.register_outputs({})
+        self.register_outputs({"secondSize": self.second.size, "token": self.second.token})
 
 
 def program(size=1):
@@ -46,6 +46,8 @@ def test_records_resources_options_outputs_and_logs():
     assert second.options["additional_secret_outputs"] == ["greeting"]
     assert {"token", "__provider"} <= second.secret_inputs
     assert "token" in second.secret_outputs
+    box = run.one("neon-stack:test:Box", "box")
+    assert (box.outputs, box.secret_outputs) == ({"secondSize": 1, "token": "s3cret"}, {"token"})
     assert run.outputs == {"size": 1, "token": "s3cret", "config": "blue"}
     assert run.secret_outputs == {"token"}
     assert ("warning", "careful", first.urn) in run.logs

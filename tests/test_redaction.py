@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
 from components import redaction
-from components.app_role import AppRoleError, AppRoleProvider
+from components.access.app_role import AppRoleError, AppRoleProvider
 from components.migrations import engine
 from components.migrations.__main__ import main
 from components.migrations.files import load_directory

@@ -1,1 +1,1 @@
-"""Neon control plane: API client, dynamic providers (Project, Branch, Role, Database), NeonDatabase."""
+"""Neon control plane: API client, dynamic providers (Project, Branch, Role, Database), NeonEnvironment."""

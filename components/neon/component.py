@@ -1,20 +1,21 @@
-"""`NeonDatabase` (`neon-stack:neon:NeonDatabase`): the Neon side of one stack.
+"""`NeonEnvironment` (type token `neon-stack:neon:NeonDatabase`): the Neon side of one stack.
 
-Project mode: a project (or an adopted one, `adoptProjectId`) whose default branch is the
-primary; per app an owner role `<app>_owner` and a database `<app>` it owns (the first app's
-come with the project itself); then each extra branch as a child of the primary, created AFTER
-the roles and databases so Neon copies them; on those branches the roles and databases are
-adopted, each role's password reset once so the stack knows it.
+Project mode: a project (or an adopted one, `adopt_id`) whose default branch is the primary;
+per database its owner role and the database it owns (the first one's come with the project
+itself); then each extra branch as a child of the primary, created AFTER the roles and databases
+so Neon copies them; on those branches the roles and databases are adopted, each role's password
+reset once so the stack knows it.
 
 Branch mode: no project; one branch of the parent stack's project/branch, with its own
 endpoint, where the copied owner roles and databases are adopted the same way.
 
-`protect` in the settings sets protect and retain_on_delete on the project, branches, owner
-roles and databases.
+`protect` sets protect and retain_on_delete on the project, branches, owner roles and databases.
+The class was `NeonDatabase`; its type token keeps that name, since it is part of every URN.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -24,18 +25,18 @@ from components.neon.branch import Branch, BranchArgs
 from components.neon.database import Database, DatabaseArgs
 from components.neon.project import Project, ProjectArgs
 from components.neon.role import Role, RoleArgs
-from components.settings import AppSettings, ComputeSettings, StackSettings
 from components.uri import postgres_uri
 
 
 @dataclass
 class DatabaseAccess:
-    """Everything needed to reach one app's database on one branch; passwords and URIs are secrets."""
+    """Everything needed to reach one database on one branch; passwords and URIs are secrets."""
 
     branch_name: str
     branch_id: pulumi.Output[str]
-    database: pulumi.Output[str]
-    owner_role: pulumi.Output[str]
+    database: str
+    """The database's name, known before it exists: connect with a URI, which waits for the database."""
+    owner_role: str
     owner_password: pulumi.Output[str]
     host: pulumi.Output[str]
     pooled_host: pulumi.Output[str]
@@ -44,10 +45,75 @@ class DatabaseAccess:
 
 
 @dataclass
-class NeonDatabaseArgs:
-    settings: StackSettings
-    parent_project_id: pulumi.Input[str] | None = None
-    parent_branch_id: pulumi.Input[str] | None = None
+class OwnedDatabaseArgs:
+    """A database and the owner role it belongs to, made (or adopted) on every branch of the environment."""
+
+    name: str
+    """Database name; it also names the database's Pulumi resources and keys `databases`."""
+    owner_role: str
+    """Owner role of the database (an API-made role that runs the migrations)."""
+    channel_binding: bool
+    """Whether the database's owner URIs require channel binding."""
+
+
+@dataclass
+class ComputeArgs:
+    """Autoscaling range and auto-suspend of every read-write endpoint of the environment."""
+
+    min_cu: pulumi.Input[float]
+    """Lowest compute size, in compute units."""
+    max_cu: pulumi.Input[float]
+    """Highest compute size, in compute units."""
+    suspend_timeout_seconds: pulumi.Input[int]
+    """Idle seconds before the compute suspends (0: Neon's default, -1: never)."""
+
+
+@dataclass
+class ProjectModeArgs:
+    """The environment owns a project (made, or adopted) and, besides its default branch, extra branches."""
+
+    name: pulumi.Input[str]
+    """Project name."""
+    region_id: pulumi.Input[str]
+    """Neon region, e.g. aws-us-east-2."""
+    pg_version: pulumi.Input[int]
+    """PostgreSQL major version."""
+    org_id: pulumi.Input[str] | None
+    """Organization that owns the project; None: the API key's own account."""
+    history_retention_seconds: pulumi.Input[int]
+    """How far back point-in-time restores and branches may reach."""
+    adopt_id: pulumi.Input[str] | None
+    """Id of an existing project to adopt instead of making one; None: make one."""
+    extra_branches: Sequence[str]
+    """Branches made as children of the primary branch after its roles and databases, so they copy them."""
+
+
+@dataclass
+class BranchModeArgs:
+    """The environment owns one branch of another environment's project, and no project."""
+
+    parent_project_id: pulumi.Input[str]
+    """The parent's project (the parent stack's `projectId`)."""
+    parent_branch_id: pulumi.Input[str]
+    """The branch this one starts from (the parent stack's `primaryBranchId`)."""
+    branch_name: str
+    """Name of this environment's branch; it keys `branch_ids` and `connections`."""
+    init_source: pulumi.Input[str]
+    """`parent-data` (schema and data) or `schema-only`."""
+
+
+@dataclass
+class NeonEnvironmentArgs:
+    """Inputs of a Neon environment."""
+
+    mode: ProjectModeArgs | BranchModeArgs
+    """Project mode (the environment owns a project) or branch mode (one branch of a parent's project)."""
+    databases: Sequence[OwnedDatabaseArgs]
+    """The databases with their owner roles, on every branch; in project mode the first comes with the project."""
+    compute: ComputeArgs
+    """The compute of every read-write endpoint."""
+    protect: bool
+    """Protect (and retain on delete) the project, branches, owner roles and databases (production)."""
 
 
 @dataclass
@@ -58,115 +124,113 @@ class _BranchHandle:
     pooled_host: pulumi.Output[str]
 
 
-class NeonDatabase(pulumi.ComponentResource):
+class NeonEnvironment(pulumi.ComponentResource):
+    """One environment on Neon: a project or a branch of another's, its branches, owner roles and databases."""
+
     project_id: pulumi.Output[str]
     primary_branch_id: pulumi.Output[str]
     branch_ids: pulumi.Output[dict[str, str]]
+    """Branch name -> id, the primary branch included."""
     databases: dict[str, DatabaseAccess]
+    """Database name -> access on the primary branch."""
     connections: dict[tuple[str, str], DatabaseAccess]
+    """(branch name, database name) -> access, on every branch."""
 
-    def __init__(self, name: str, args: NeonDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("neon-stack:neon:NeonDatabase", name, None, opts)
+    def __init__(self, name: str, args: NeonEnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("neon-stack:neon:NeonDatabase", name, None, opts)  # the old class name: in every URN
         self._name = name
-        self._settings = args.settings
+        self._args = args
         self.connections = {}
-        if args.settings.branch_mode is None:
-            primary = self._project_mode()
+        if isinstance(args.mode, BranchModeArgs):
+            primary = self._branch_mode(args.mode)
         else:
-            primary = self._branch_mode(args)
+            primary = self._project_mode(args.mode)
         self.primary_branch_id = primary.id
-        self.databases = {app: access for (branch, app), access in self.connections.items() if branch == primary.name}
+        self.databases = {db: access for (branch, db), access in self.connections.items() if branch == primary.name}
         branches = {branch: access.branch_id for (branch, _), access in self.connections.items()}
         self.branch_ids = pulumi.Output.all(**branches).apply(dict)
         self.register_outputs(
-            {"project_id": self.project_id, "primary_branch_id": self.primary_branch_id, "branch_ids": self.branch_ids}
+            {"projectId": self.project_id, "primaryBranchId": self.primary_branch_id, "branchIds": self.branch_ids}
         )
 
     def _opts(self, **extra: object) -> pulumi.ResourceOptions:
-        protect = self._settings.protect
+        protect = self._args.protect
         return pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect, **extra)
 
-    def _project_mode(self) -> _BranchHandle:
-        settings, neon = self._settings, self._settings.neon
-        first = settings.apps[0]
+    def _project_mode(self, mode: ProjectModeArgs) -> _BranchHandle:
+        databases = self._args.databases
         project = Project(
             f"{self._name}-project",
             ProjectArgs(
-                name=neon.project_name,
-                region_id=neon.region,
-                role_name=first.owner_role,
-                database_name=first.database,
-                pg_version=neon.pg_version,
-                org_id=neon.org_id,
-                history_retention_seconds=neon.history_retention_seconds,
-                **_compute(neon.compute),
-                adopt_id=neon.adopt_project_id,
+                name=mode.name,
+                region_id=mode.region_id,
+                role_name=databases[0].owner_role,
+                database_name=databases[0].name,
+                pg_version=mode.pg_version,
+                org_id=mode.org_id,
+                history_retention_seconds=mode.history_retention_seconds,
+                **vars(self._args.compute),
+                adopt_id=mode.adopt_id,
             ),
             self._opts(),
         )
         self.project_id = project.project_id
         primary = _BranchHandle(PRIMARY_BRANCH, project.default_branch_id, project.host, project.pooled_host)
         created = []
-        for app in settings.apps:
-            # The project's creation made the first app's role: its password is already known.
+        for database in databases:
+            # The project's creation made the first owner role: its password is already known.
             known = pulumi.Output.all(project.owner_role, project.owner_password).apply(
-                lambda v, role=app.owner_role: v[1] if v[0] == role else None
+                lambda v, role=database.owner_role: v[1] if v[0] == role else None
             )
-            created += self._app_on_branch(primary, app, f"{self._name}-{app.name}", known)
-        for branch_name in neon.extra_branches:
+            created += self._database_on_branch(primary, database, f"{self._name}-{database.name}", known)
+        for branch_name in mode.extra_branches:
             branch = Branch(
                 f"{self._name}-branch-{branch_name}",
                 BranchArgs(
                     project_id=self.project_id,
                     name=branch_name,
                     parent_id=primary.id,
-                    **_compute(neon.compute),
+                    **vars(self._args.compute),
                     adopt=True,
                 ),
                 self._opts(depends_on=created),
             )
             handle = _BranchHandle(branch_name, branch.branch_id, branch.host, branch.pooled_host)
-            for app in settings.apps:
-                self._app_on_branch(handle, app, f"{self._name}-{branch_name}-{app.name}", None)
+            for database in databases:
+                self._database_on_branch(handle, database, f"{self._name}-{branch_name}-{database.name}", None)
         return primary
 
-    def _branch_mode(self, args: NeonDatabaseArgs) -> _BranchHandle:
-        mode = self._settings.branch_mode
-        if args.parent_project_id is None or args.parent_branch_id is None:
-            raise ValueError(
-                "NeonDatabase in branch mode (neon-stack:parentStack is set) needs parent_project_id and "
-                "parent_branch_id from the parent stack"
-            )
-        self.project_id = pulumi.Output.from_input(args.parent_project_id)
+    def _branch_mode(self, mode: BranchModeArgs) -> _BranchHandle:
+        self.project_id = pulumi.Output.from_input(mode.parent_project_id)
         branch = Branch(
             f"{self._name}-branch",
             BranchArgs(
-                project_id=args.parent_project_id,
+                project_id=mode.parent_project_id,
                 name=mode.branch_name,
-                parent_id=args.parent_branch_id,
+                parent_id=mode.parent_branch_id,
                 init_source=mode.init_source,
-                **_compute(self._settings.neon.compute),
+                **vars(self._args.compute),
                 adopt=True,
             ),
             self._opts(),
         )
         handle = _BranchHandle(mode.branch_name, branch.branch_id, branch.host, branch.pooled_host)
-        for app in self._settings.apps:
-            self._app_on_branch(handle, app, f"{self._name}-{app.name}", None)
+        for database in self._args.databases:
+            self._database_on_branch(handle, database, f"{self._name}-{database.name}", None)
         return handle
 
-    def _app_on_branch(
-        self, branch: _BranchHandle, app: AppSettings, prefix: str, known_password: pulumi.Input[str] | None
+    def _database_on_branch(
+        self, branch: _BranchHandle, owned: OwnedDatabaseArgs, prefix: str, known_password: pulumi.Input[str] | None
     ) -> list[pulumi.Resource]:
-        """Owner role and database of `app` on `branch` (created, or adopted when they exist)."""
+        """Owner role and database on `branch` (created, or adopted when they exist)."""
         role = Role(
             f"{prefix}-owner",
-            RoleArgs(self.project_id, branch.id, app.owner_role, adopt=True, known_password=known_password),
+            RoleArgs(self.project_id, branch.id, owned.owner_role, adopt=True, known_password=known_password),
             self._opts(),
         )
         database = Database(
             f"{prefix}-database",
-            DatabaseArgs(self.project_id, branch.id, app.database, app.owner_role, adopt=True),
+            DatabaseArgs(self.project_id, branch.id, owned.name, owned.owner_role, adopt=True),
             self._opts(depends_on=[role]),
         )
         password = pulumi.Output.secret(role.password)
@@ -176,15 +240,16 @@ class NeonDatabase(pulumi.ComponentResource):
 
             def build(values: list[str]) -> str:
                 secret, address, _database_id = values
-                return postgres_uri(app.owner_role, secret, address, app.database, channel_binding=app.channel_binding)
+                binding = owned.channel_binding
+                return postgres_uri(owned.owner_role, secret, address, owned.name, channel_binding=binding)
 
             return pulumi.Output.secret(pulumi.Output.all(password, host, database.id).apply(build))
 
-        self.connections[(branch.name, app.name)] = DatabaseAccess(
+        self.connections[(branch.name, owned.name)] = DatabaseAccess(
             branch_name=branch.name,
             branch_id=branch.id,
-            database=database.id.apply(lambda _: app.database),
-            owner_role=role.id.apply(lambda _: app.owner_role),
+            database=owned.name,
+            owner_role=owned.owner_role,
             owner_password=password,
             host=branch.host,
             pooled_host=branch.pooled_host,
@@ -192,11 +257,3 @@ class NeonDatabase(pulumi.ComponentResource):
             pooled_uri=uri(branch.pooled_host),
         )
         return [role, database]
-
-
-def _compute(compute: ComputeSettings) -> dict[str, float | int]:
-    return {
-        "min_cu": compute.min_cu,
-        "max_cu": compute.max_cu,
-        "suspend_timeout_seconds": compute.suspend_timeout_seconds,
-    }

@@ -12,16 +12,17 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import psycopg
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 from psycopg import sql
 
-from components.app_role import AppRoleProvider
-from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
-from components.settings import PROJECT_ROOT, SCHEMA_ROOT, parse_settings
+from components.access.app_role import AppRoleProvider
+from components.access.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
+from components.settings import DEFAULTS, PROJECT_ROOT, SCHEMA_ROOT
 from components.uri import Credentials, pooled_host, postgres_uri
 from neon_emulator.servers import PgBouncer, PostgresServer
 from tests.support.manifests import declared_manifests
@@ -119,29 +120,33 @@ def make_neon_app(postgres: PostgresServer, neon_superuser: str) -> Callable[...
     return make
 
 
+def app_kubernetes_args(
+    app_name: str, credentials: pulumi.Input[Credentials], provider: k8s.Provider, **overrides: object
+) -> AppKubernetesArgs:
+    """AppKubernetes inputs of `app_name`: the stack's default names, a namespace it creates, then `overrides`."""
+    values = {
+        "namespace": app_name,
+        "namespace_policy": "create",
+        "secret_name": DEFAULTS["secretName"],
+        "dapr_component_name": DEFAULTS["daprComponentName"],
+        "dapr_scopes": (),
+        "dapr_init_timeout": DEFAULTS["daprInitTimeout"],
+        "protect": False,
+    }
+    return AppKubernetesArgs(app_name=app_name, credentials=credentials, provider=provider, **{**values, **overrides})
+
+
 def declared_objects(neon_app: NeonApp, password: str) -> tuple[dict, dict]:
     """The Secret and the Dapr Component that AppKubernetes declares for this app (captured under mocks),
     as the Kubernetes provider receives them and render mode writes them."""
-    settings = parse_settings({"neon-stack:kubernetesMode": "render"}, "dev")
-    app = replace(
-        next(a for a in settings.apps if a.name == neon_app.app),
-        database=neon_app.database,
-        owner_role=neon_app.owner,
-        app_role=neon_app.app_role,
-    )
     host = pooled_host(neon_app.direct_host)
 
     def program() -> None:
-        secret_password = pulumi.Output.secret(password)
-        AppKubernetes(
-            app.name,
-            AppKubernetesArgs(
-                app=app,
-                credentials=secret_password.apply(lambda p: Credentials(app.app_role, p, host, app.database)),
-                provider=kubernetes_provider("k8s", settings.kubernetes),
-                kubernetes=settings.kubernetes,
-            ),
+        credentials = pulumi.Output.secret(password).apply(
+            lambda p: Credentials(neon_app.app_role, p, host, neon_app.database)
         )
+        provider = kubernetes_provider("k8s", render_directory="rendered")
+        AppKubernetes(neon_app.app, app_kubernetes_args(neon_app.app, credentials, provider))
 
     secret, component = declared_manifests(run_program(program, config={}))  # one of each, in that order
     return secret, component

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from pulumi.output import Unknown
 
-from components.app_role import AppRoleProvider
+from components.access.app_role import AppRoleProvider
 from tests.support.provider_host import ProviderHostError, start_provider_host
 
 pytestmark = pytest.mark.host  # every test talks to a provider-host process

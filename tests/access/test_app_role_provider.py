@@ -7,7 +7,7 @@ import pytest
 from psycopg import sql
 from pulumi.output import Unknown
 
-from components.app_role import AppRoleError, AppRoleProvider
+from components.access.app_role import AppRoleError, AppRoleProvider
 from components.uri import postgres_uri
 from neon_emulator.servers import PostgresServer
 
@@ -172,7 +172,7 @@ def test_delete_keeps_dapr_state_and_drops_the_role(postgres, make_neon_app) -> 
 def test_errors_never_carry_passwords(monkeypatch, make_neon_app) -> None:
     app = make_neon_app("learnflow", schema=False)
     generated = "generated-password-that-must-not-leak"
-    monkeypatch.setattr("components.app_role.new_password", lambda: generated)
+    monkeypatch.setattr("components.access.app_role.new_password", lambda: generated)
     props = {**app.role_props(), "owner_role": "no_such_owner"}  # fails after the password was set
     with pytest.raises(AppRoleError) as raised:
         provider.create(props)

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 
+import dill
 import psycopg
 import pulumi
 
-from components.app_role import AppRole, AppRoleArgs
-from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
-from components.settings import parse_settings
+from components.access.app_role import AppRole, AppRoleArgs, AppRoleProvider
+from components.access.kubernetes import AppKubernetes, kubernetes_provider
 from components.uri import Credentials, pooled_host
+from tests.access.conftest import app_kubernetes_args
 from tests.support.pulumi_mocks import run_program
 
 
 def program_for(neon_app, password_version: int):
     def program() -> None:
-        settings = parse_settings({"neon-stack:kubernetesMode": "render"}, "dev")
-        app = replace(settings.apps[0], database=neon_app.database, app_role=neon_app.app_role)
         role = AppRole(
             "chatkit-role",
             AppRoleArgs(
@@ -30,17 +28,11 @@ def program_for(neon_app, password_version: int):
             ),
         )
         host = pooled_host(neon_app.direct_host)
-        AppKubernetes(
-            "chatkit",
-            AppKubernetesArgs(
-                app=app,
-                credentials=pulumi.Output.all(role.role_name, role.password).apply(
-                    lambda v: Credentials(v[0], v[1], host, neon_app.database)
-                ),
-                provider=kubernetes_provider("k8s", settings.kubernetes),
-                kubernetes=settings.kubernetes,
-            ),
+        credentials = pulumi.Output.all(role.role_name, role.password).apply(
+            lambda v: Credentials(v[0], v[1], host, neon_app.database)
         )
+        provider = kubernetes_provider("k8s", render_directory="rendered")
+        AppKubernetes("chatkit", app_kubernetes_args("chatkit", credentials, provider))
         pulumi.export("app_role", role.role_name)
         pulumi.export("app_password", role.password)
 
@@ -76,3 +68,18 @@ def test_rotation_reaches_the_secret_in_the_same_up(make_neon_app, pgbouncer) ->
     assert new_url != secret_url(first) and rotated.outputs["app_password"] in new_url
     with psycopg.connect(new_url, prepare_threshold=None) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == neon_app.app_role
+
+
+PICKLED_BEFORE_THE_MOVE = "gASVLgAAAAAAAACME2NvbXBvbmVudHMuYXBwX3JvbGWUjA9BcHBSb2xlUHJvdmlkZXKUk5QpgZQu"
+"""The `__provider` input of an app role declared while the provider lived in components/app_role.py."""
+
+
+def test_providers_pickled_before_and_after_the_move_load_the_current_class() -> None:
+    def program() -> None:
+        AppRole("r", AppRoleArgs(admin_url="postgresql://o:p@h/d", role_name="a_app", database="a", owner_role="o"))
+
+    current = base64.b64decode(run_program(program, config={}).one("postgres:AppRole", "r").inputs["__provider"])
+    old = base64.b64decode(PICKLED_BEFORE_THE_MOVE)
+    assert b"components.access.app_role" in current and b"components.app_role" in old
+    for blob in (old, current):
+        assert type(dill.loads(blob)) is AppRoleProvider  # noqa: S301 - our own provider

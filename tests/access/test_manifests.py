@@ -11,9 +11,9 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
-from components.settings import parse_settings
+from components.access.kubernetes import AppKubernetes, kubernetes_provider
 from components.uri import Credentials, pooled_host, postgres_uri
+from tests.access.conftest import app_kubernetes_args
 from tests.support.manifests import (
     check_component,
     check_manifests,
@@ -27,40 +27,30 @@ from tests.support.pulumi_mocks import ProgramRun, run_program
 
 PASSWORD = "app-password/with:odd@chars"
 POOLED_HOST = pooled_host("ep-cool-1.c-2.us-east-2.aws.neon.tech")
+SCOPES = {"chatkit": ("chat-api", "chat-worker"), "learnflow": ()}
+"""The apps declared, with their Dapr scopes."""
 
 
-def declare(config: dict[str, str], *, password: str = PASSWORD) -> ProgramRun:
-    """Run a program that declares AppKubernetes for every app of the settings."""
+def declare(
+    *, render_directory: str | None = "rendered", context: str | None = None, channel_binding: bool = False,
+    **overrides: object,
+) -> ProgramRun:
+    """Run a program that declares AppKubernetes for both apps (stack defaults, then `overrides`)."""
 
     def program() -> None:
-        settings = parse_settings(config, "dev")
-        provider = kubernetes_provider("k8s", settings.kubernetes)
-        for app in settings.apps:
-            secret_password = pulumi.Output.secret(password)
-            credentials = secret_password.apply(
-                lambda p, app=app: Credentials(
-                    app.app_role, p, POOLED_HOST, app.database, channel_binding=app.channel_binding
-                )
+        provider = kubernetes_provider("k8s", render_directory=render_directory, context=context)
+        for app, scopes in SCOPES.items():
+            credentials = pulumi.Output.secret(PASSWORD).apply(
+                lambda p, app=app: Credentials(f"{app}_app", p, POOLED_HOST, app, channel_binding=channel_binding)
             )
-            AppKubernetes(
-                app.name,
-                AppKubernetesArgs(
-                    app=app,
-                    credentials=credentials,
-                    provider=provider,
-                    kubernetes=settings.kubernetes,
-                ),
-            )
+            AppKubernetes(app, app_kubernetes_args(app, credentials, provider, dapr_scopes=scopes, **overrides))
 
-    return run_program(program, config=config)
-
-
-RENDER = {"neon-stack:kubernetesMode": "render", "neon-stack:daprScopes": '["chatkit=chat-api,chat-worker"]'}
+    return run_program(program, config={})
 
 
 @pytest.fixture(scope="module")
 def declared() -> ProgramRun:
-    return declare(RENDER)
+    return declare()
 
 
 def by_kind(objects: list[dict], kind: str, namespace: str) -> dict:
@@ -141,23 +131,42 @@ def test_component_waits_for_its_secret(declared: ProgramRun) -> None:
     assert dapr.options["provider"].startswith(provider.urn)
 
 
-def test_namespace_is_made_or_required() -> None:
-    made = declare(RENDER)
+def test_namespace_is_made_read_or_assumed() -> None:
+    made = declare()
     assert sorted(r.inputs["metadata"]["name"] for r in made.of_type("kubernetes:core/v1:Namespace")) == [
         "chatkit",
         "learnflow",
     ]
-    referenced = declare({**RENDER, "neon-stack:createNamespaces": "false"})
-    assert referenced.of_type("kubernetes:core/v1:Namespace") == []
-    cluster = declare({"neon-stack:createNamespaces": "false", "neon-stack:kubeContext": "staging"})
+    assumed = declare(namespace_policy="assume")
+    assert assumed.of_type("kubernetes:core/v1:Namespace") == []
+    assert by_kind(declared_manifests(assumed), "Secret", "chatkit")["metadata"]["namespace"] == "chatkit"
+    cluster = declare(namespace_policy="read", render_directory=None, context="staging")
     namespaces = cluster.of_type("kubernetes:core/v1:Namespace")
     assert sorted((n.read, n.name) for n in namespaces) == [(True, "chatkit-namespace"), (True, "learnflow-namespace")]
     assert by_kind(declared_manifests(cluster), "Secret", "chatkit")["metadata"]["namespace"] == "chatkit"
     assert cluster.one("pulumi:providers:kubernetes", "k8s").inputs == {"context": "staging"}
 
 
-def test_channel_binding_setting_reaches_database_url() -> None:
-    run = declare({**RENDER, "neon-stack:channelBinding": "true"})
+def test_names_and_init_timeout_are_the_inputs() -> None:
+    run = declare(secret_name="db-login", dapr_component_name="orders-store", dapr_init_timeout="2m")
+    objects = declared_manifests(run)
+    secret, component = by_kind(objects, "Secret", "chatkit"), by_kind(objects, "Component", "chatkit")
+    assert (secret["metadata"]["name"], component["metadata"]["name"]) == ("db-login", "orders-store")
+    assert component["spec"]["initTimeout"] == "2m"
+    assert component["spec"]["metadata"][0]["secretKeyRef"] == {"name": "db-login", "key": "DATABASE_URL"}
+
+
+def test_registered_outputs_are_camel_case() -> None:
+    run = declare(dapr_component_name="orders-store")
+    assert run.one("neon-stack:kubernetes:AppKubernetes", "chatkit").outputs == {
+        "namespace": "chatkit",
+        "secretName": "postgres-credentials",
+        "daprComponentName": "orders-store",
+    }
+
+
+def test_channel_binding_of_the_credentials_reaches_database_url() -> None:
+    run = declare(channel_binding=True)
     secret = by_kind(declared_manifests(run), "Secret", "learnflow")
     url = base64.b64decode(secret["data"]["DATABASE_URL"]).decode()
     assert url.endswith("sslmode=require&channel_binding=require")

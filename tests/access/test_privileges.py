@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from components.app_role import AppRoleProvider
+from components.access.app_role import AppRoleProvider
 
 # One create/read/update/delete scenario per application table. A table added by a migration
 # without a scenario here fails test_every_table_has_a_scenario.

@@ -91,7 +91,7 @@ def test_an_upgrade_of_our_code_changes_no_resource(pulumi: PulumiCli, neon_api:
     for resource in dynamic:
         pickled = base64.b64decode(json.loads(resource["inputs"]["__provider"]["plaintext"]))
         assert b"components." in pickled and b"dill._dill" not in pickled, (resource["urn"], pickled)
-    for module in ("components/migrations/provider.py", "components/neon/provider.py", "components/app_role.py"):
+    for module in ("components/migrations/provider.py", "components/neon/provider.py", "components/access/app_role.py"):
         path = project / module
         path.write_text(path.read_text() + "\n\ndef _added_in_a_later_release() -> None:\n    pass\n")
     preview = pulumi.preview("local", "--expect-no-changes", check=False)

@@ -1,4 +1,4 @@
-"""NeonDatabase under mocks, its dynamic resources run for real against the fake Neon API.
+"""NeonEnvironment under mocks, its dynamic resources run for real against the fake Neon API.
 
 The URIs the component outputs are used to log in: direct as the owner, pooled through PgBouncer.
 """
@@ -6,48 +6,57 @@ The URIs the component outputs are used to log in: direct as the owner, pooled t
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from dataclasses import replace
 
 import psycopg
 import pulumi
-import pytest
 
-from components.neon.component import NeonDatabase, NeonDatabaseArgs
-from components.settings import StackSettings, parse_settings
+from components.defaults import HISTORY_RETENTION_SECONDS, MAX_CU, MIN_CU, PG_VERSION, REGION, SUSPEND_TIMEOUT_SECONDS
+from components.neon.component import (
+    BranchModeArgs,
+    ComputeArgs,
+    NeonEnvironment,
+    NeonEnvironmentArgs,
+    OwnedDatabaseArgs,
+    ProjectModeArgs,
+)
 from tests.neon.conftest import provider_config
 from tests.neon.helpers import all_branches, all_databases, all_roles
 from tests.support.pulumi_mocks import run_program
 
 APPS = ("chatkit", "learnflow")
 NEON_TYPES = ("neon:Project", "neon:Branch", "neon:Role", "neon:Database")
+COMPUTE = ComputeArgs(MIN_CU, MAX_CU, SUSPEND_TIMEOUT_SECONDS)
+PROJECT = ProjectModeArgs(
+    name="neon-stack-dev",
+    region_id=REGION,
+    pg_version=PG_VERSION,
+    org_id=None,
+    history_retention_seconds=HISTORY_RETENTION_SECONDS,
+    adopt_id=None,
+    extra_branches=(),
+)
 
 
-@pytest.fixture
-def schema_root(tmp_path: Path) -> Path:
-    for app in APPS:
-        (tmp_path / app).mkdir()
-        (tmp_path / app / "0001_init.sql").write_text("CREATE TABLE t (id int);\n")
-    return tmp_path
+def environment(mode: ProjectModeArgs | BranchModeArgs = PROJECT, **changes: object) -> NeonEnvironmentArgs:
+    """An environment of the two apps' databases, the default compute, unprotected, with `changes`."""
+    databases = [OwnedDatabaseArgs(app, f"{app}_owner", channel_binding=False) for app in APPS]
+    return replace(NeonEnvironmentArgs(mode, databases, COMPUTE, protect=False), **changes)
 
 
-def make_settings(schema_root: Path, stack: str = "dev", **raw: object) -> StackSettings:
-    config = {f"neon-stack:{k}": json.dumps(v) if isinstance(v, list) else str(v) for k, v in raw.items()}
-    return parse_settings({"neon-stack:apps": json.dumps(list(APPS)), **config}, stack, schema_root)
-
-
-def exporting(settings: StackSettings, **args: object):
-    """A program declaring NeonDatabase and exporting every access field."""
+def exporting(args: NeonEnvironmentArgs):
+    """A program declaring NeonEnvironment and exporting every access field."""
 
     def program() -> None:
-        db = NeonDatabase("neon", NeonDatabaseArgs(settings=settings, **args))
+        db = NeonEnvironment("neon", args)
         pulumi.export("project_id", db.project_id)
         pulumi.export("primary_branch_id", db.primary_branch_id)
         pulumi.export("branch_ids", db.branch_ids)
-        pulumi.export("primary_apps", sorted(db.databases))
-        for (branch, app), access in db.connections.items():
+        pulumi.export("primary_databases", sorted(db.databases))
+        for (branch, database), access in db.connections.items():
             for field in ("branch_id", "database", "owner_role", "owner_password", "host", "pooled_host",
                           "direct_uri", "pooled_uri"):
-                pulumi.export(f"{branch}/{app}/{field}", getattr(access, field))
+                pulumi.export(f"{branch}/{database}/{field}", getattr(access, field))
 
     return program
 
@@ -57,18 +66,24 @@ def login(uri: str) -> str:
         return conn.execute("SELECT current_user || '@' || current_database()").fetchone()[0]
 
 
-def run(settings: StackSettings, neon_api, state=None, **args):
-    return run_program(exporting(settings, **args), config={}, stack=settings.stack, run_providers=True,
-                       provider_config=provider_config(neon_api), state=state)
+def run(args: NeonEnvironmentArgs, neon_api, state=None):
+    return run_program(exporting(args), config={}, run_providers=True, provider_config=provider_config(neon_api),
+                       state=state)
 
 
-def test_project_mode_outputs_connect_and_a_second_run_changes_nothing(schema_root, neon_api) -> None:
-    settings = make_settings(schema_root, branches=["preview", "staging"])
-    first = run(settings, neon_api)
+def test_project_mode_outputs_connect_and_a_second_run_changes_nothing(neon_api) -> None:
+    args = environment(replace(PROJECT, extra_branches=("preview", "staging")))
+    first = run(args, neon_api)
     outputs = first.outputs
     assert set(outputs["branch_ids"]) == {"main", "preview", "staging"}
     assert outputs["branch_ids"]["main"] == outputs["primary_branch_id"]
-    assert outputs["primary_apps"] == sorted(APPS)
+    assert outputs["primary_databases"] == sorted(APPS)
+    component = first.one("neon-stack:neon:NeonDatabase", "neon")  # the type token of the class's old name
+    assert component.outputs == {
+        "projectId": outputs["project_id"],
+        "primaryBranchId": outputs["primary_branch_id"],
+        "branchIds": outputs["branch_ids"],
+    }
     assert len(neon_api.projects) == 1 and len(all_branches(neon_api)) == 3
     assert len(all_roles(neon_api)) == 6 and len(all_databases(neon_api)) == 6
 
@@ -115,16 +130,15 @@ def test_project_mode_outputs_connect_and_a_second_run_changes_nothing(schema_ro
     assert all(neon_api.api_key not in entry["provider"] for entry in first.state.values())
 
     neon_api.calls.clear()
-    second = run(settings, neon_api, state=first.state)
+    second = run(args, neon_api, state=first.state)
     assert neon_api.write_calls() == [] and neon_api.reveal_calls() == []
     assert second.outputs == outputs
     assert [op for op in second.operations if op[1] != "diff"] == []
 
 
-def test_production_settings_protect_and_retain_every_neon_resource(schema_root, neon_api) -> None:
-    settings = make_settings(schema_root, stack="prod", protect="true", computeMinCu="0.5", computeMaxCu="2",
-                             suspendTimeoutSeconds=0)
-    run_ = run(settings, neon_api)
+def test_production_inputs_protect_and_retain_every_neon_resource(neon_api) -> None:
+    args = environment(replace(PROJECT, name="neon-stack-prod"), protect=True, compute=ComputeArgs(0.5, 2, 0))
+    run_ = run(args, neon_api)
     neon = [r for r in run_.resources if r.type.endswith(NEON_TYPES)]
     assert len(neon) == 5
     for resource in neon:
@@ -135,7 +149,7 @@ def test_production_settings_protect_and_retain_every_neon_resource(schema_root,
     assert project.info["name"] == "neon-stack-prod"
 
 
-def test_adopting_a_hand_made_project_recreates_nothing(schema_root, neon_api, client) -> None:
+def test_adopting_a_hand_made_project_recreates_nothing(neon_api, client) -> None:
     made = client.create_project({"name": "team-db", "region_id": "aws-us-east-2", "pg_version": 17,
                                   "branch": {"name": "main", "role_name": "chatkit_owner", "database_name": "chatkit"}})
     project_id = made["project"]["id"]
@@ -143,8 +157,7 @@ def test_adopting_a_hand_made_project_recreates_nothing(schema_root, neon_api, c
         conn.execute("CREATE TABLE kept (id int)")
         conn.execute("INSERT INTO kept VALUES (42)")
     neon_api.calls.clear()
-    settings = make_settings(schema_root, adoptProjectId=project_id, projectName="team-db")
-    adopted = run(settings, neon_api)
+    adopted = run(environment(replace(PROJECT, name="team-db", adopt_id=project_id)), neon_api)
     assert adopted.outputs["project_id"] == project_id and len(neon_api.projects) == 1
     assert ("POST", "/projects") not in [c[:2] for c in neon_api.write_calls()]
     assert [c[1] for c in neon_api.write_calls() if c[0] == "POST" and c[2] < 400].count(
@@ -153,13 +166,11 @@ def test_adopting_a_hand_made_project_recreates_nothing(schema_root, neon_api, c
         assert conn.execute("SELECT id FROM kept").fetchone() == (42,)
 
 
-def test_branch_mode_adopts_the_copied_roles_and_databases(schema_root, neon_api) -> None:
-    parent = run(make_settings(schema_root), neon_api)
+def test_branch_mode_adopts_the_copied_roles_and_databases(neon_api) -> None:
+    parent = run(environment(), neon_api)
     neon_api.calls.clear()
-    settings = make_settings(schema_root, stack="pr-7", parentStack="org/neon-stack/dev", branchName="pr-7",
-                             branchInitSource="schema-only")
-    child = run(settings, neon_api, parent_project_id=parent.outputs["project_id"],
-                parent_branch_id=parent.outputs["primary_branch_id"])
+    mode = BranchModeArgs(parent.outputs["project_id"], parent.outputs["primary_branch_id"], "pr-7", "schema-only")
+    child = run(environment(mode), neon_api)
     assert child.outputs["project_id"] == parent.outputs["project_id"]
     assert set(child.outputs["branch_ids"]) == {"pr-7"}
     assert child.outputs["primary_branch_id"] == child.outputs["branch_ids"]["pr-7"]
@@ -175,15 +186,9 @@ def test_branch_mode_adopts_the_copied_roles_and_databases(schema_root, neon_api
     assert child.outputs["pr-7/chatkit/host"] != parent.outputs["main/chatkit/host"]
 
 
-def test_branch_mode_without_parent_ids_is_a_clear_error(schema_root, neon_api) -> None:
-    settings = make_settings(schema_root, parentStack="org/neon-stack/dev")
-    with pytest.raises(Exception, match="needs parent_project_id and parent_branch_id"):
-        run(settings, neon_api)
-
-
-def test_preview_of_a_new_stack_checks_everything_and_calls_nothing(schema_root, neon_api) -> None:
-    settings = make_settings(schema_root, branches=["preview"])
-    planned = run_program(exporting(settings), config={}, preview=True, run_providers=True,
+def test_preview_of_a_new_stack_checks_everything_and_calls_nothing(neon_api) -> None:
+    args = environment(replace(PROJECT, extra_branches=("preview",)))
+    planned = run_program(exporting(args), config={}, preview=True, run_providers=True,
                           provider_config=provider_config(neon_api))
     checked_types = sorted({r.type.rsplit(":", 1)[1] for r in planned.resources if r.type.endswith(NEON_TYPES)})
     assert checked_types == ["Branch", "Database", "Project", "Role"]

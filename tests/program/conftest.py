@@ -28,11 +28,13 @@ class Deployer:
             **(overrides or {}),
         }
 
-    def up(self) -> ProgramRun:
+    def up(self, **options: Any) -> ProgramRun:
+        """`options` are those of `run_program` (preview, state, stack_references)."""
         return run_program(
             PROJECT_ROOT,
             config=self.config,
             stack=self.stack,
             run_providers=True,
             provider_config={"neon:apiUrl": self.neon_api.url, "neon:apiKey": self.neon_api.api_key},
+            **options,
         )

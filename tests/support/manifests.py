@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from components.dapr import API_VERSION, KIND
+from components.access.dapr import API_VERSION, KIND
 from components.settings import DNS_LABEL, DNS_SUBDOMAIN, GO_DURATION
 from tests.support.pulumi_mocks import ProgramRun
 

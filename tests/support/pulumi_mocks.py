@@ -4,7 +4,7 @@ Each run starts from a fresh root stack, event loop and config, so tests cannot 
 other. The recording monitor keeps what `Mocks.new_resource` never sees: protect,
 retain_on_delete, additional_secret_outputs, dependencies, parent and provider. Like the engine,
 it marks an output secret when its name is in additional_secret_outputs or the same-named input
-was secret.
+was secret. A component's outputs are those it registers (`register_outputs`).
 
 With `run_providers=True`, dynamic resources run FOR REAL the way the provider host runs them:
 the `__provider` input is unpickled, configured with `provider_config`, then check and create are
@@ -221,10 +221,13 @@ class _RecordingMonitor(runtime_mocks.MockMonitor):
         return resource_pb2.ReadResourceResponse(urn=urn, properties=obj)
 
     def RegisterResourceOutputs(self, request):
+        runtime_mocks._ensure_event_loop()
+        plain, secret = _plain_props(rpc.deserialize_properties(request.outputs))
         if "::pulumi:pulumi:Stack::" in request.urn:
-            runtime_mocks._ensure_event_loop()
-            plain, secret = _plain_props(rpc.deserialize_properties(request.outputs))
             self.recorder.stack_outputs, self.recorder.stack_secret_outputs = plain, secret
+        else:
+            (component,) = [r for r in self.recorder.resources if r.urn == request.urn]
+            component.outputs, component.secret_outputs = plain, secret
         return empty_pb2.Empty()
 
     def Invoke(self, request):
