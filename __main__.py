@@ -4,7 +4,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access.application import Application, ApplicationArgs
-from components.access.kubernetes import NamespacePolicy, kubernetes_provider
+from components.access.kubernetes import KubernetesObjectsArgs, NamespacePolicy, kubernetes_provider
 from components.neon.component import (
     BranchModeArgs,
     ComputeArgs,
@@ -68,12 +68,14 @@ def application_args(
         app_role=app.app_role,
         password_version=app.password_version,
         channel_binding=app.channel_binding,
-        namespace=app.namespace,
-        namespace_policy=namespace_policy(settings.kubernetes),
-        secret_name=app.secret_name,
-        dapr_component_name=app.dapr_component_name,
-        dapr_scopes=app.dapr_scopes,
-        dapr_init_timeout=app.dapr_init_timeout,
+        kubernetes_objects=KubernetesObjectsArgs(
+            namespace=app.namespace,
+            namespace_policy=namespace_policy(settings.kubernetes),
+            secret_name=app.secret_name,
+            dapr_component_name=app.dapr_component_name,
+            dapr_scopes=app.dapr_scopes,
+            dapr_init_timeout=app.dapr_init_timeout,
+        ),
         kubernetes_provider=provider,
         protect=settings.protect,
     )

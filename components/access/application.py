@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access.app_role import AppRole, AppRoleArgs
-from components.access.kubernetes import AppKubernetes, AppKubernetesArgs, NamespacePolicy
+from components.access.kubernetes import AppKubernetes, AppKubernetesArgs, KubernetesObjectsArgs
 from components.migrations.provider import Migrations, MigrationsArgs
 from components.neon.component import DatabaseAccess
 from components.uri import Credentials
@@ -42,18 +41,8 @@ class ApplicationArgs:
     """Change it to rotate the app role's password in place."""
     channel_binding: bool
     """Whether the application's URI and PG* variables require channel binding."""
-    namespace: str
-    """The application's Kubernetes namespace."""
-    namespace_policy: NamespacePolicy
-    """Whether the namespace is created, read from the cluster, or assumed to exist."""
-    secret_name: str
-    """Name of the Secret holding DATABASE_URL and the PG* variables."""
-    dapr_component_name: str
-    """Name of the Dapr state store Component."""
-    dapr_scopes: Sequence[str]
-    """Dapr app ids that may load the Component; empty: every app of the namespace."""
-    dapr_init_timeout: str
-    """The Component's `initTimeout`, a Go duration such as 30s."""
+    kubernetes_objects: KubernetesObjectsArgs
+    """The namespace and the names of the application's Secret and Dapr Component."""
     kubernetes_provider: k8s.Provider
     """The explicit Kubernetes provider of the namespace, the Secret and the Component."""
     protect: bool
@@ -117,12 +106,7 @@ class Application(pulumi.ComponentResource):
             AppKubernetesArgs(
                 app_name=args.app_name,
                 credentials=credentials,
-                namespace=args.namespace,
-                namespace_policy=args.namespace_policy,
-                secret_name=args.secret_name,
-                dapr_component_name=args.dapr_component_name,
-                dapr_scopes=args.dapr_scopes,
-                dapr_init_timeout=args.dapr_init_timeout,
+                objects=args.kubernetes_objects,
                 provider=args.kubernetes_provider,
                 protect=args.protect,
             ),

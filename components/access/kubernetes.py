@@ -73,13 +73,10 @@ class DaprComponent(pulumi.CustomResource):
 
 
 @dataclass
-class AppKubernetesArgs:
-    """Inputs of one application's Kubernetes objects; names are Kubernetes names, checked by the caller."""
+class KubernetesObjectsArgs:
+    """Where one application's Kubernetes objects live and what they are called (Kubernetes names,
+    checked by the caller)."""
 
-    app_name: str
-    """The application: the value of the label `app.kubernetes.io/name` on every object."""
-    credentials: pulumi.Input[Credentials]
-    """The app role's login on the POOLED host: the Secret's DATABASE_URL and PG* variables (secret)."""
     namespace: str
     """The namespace of the Secret and the Component."""
     namespace_policy: NamespacePolicy
@@ -92,6 +89,18 @@ class AppKubernetesArgs:
     """Dapr app ids that may load the Component; empty: every app of the namespace."""
     dapr_init_timeout: str
     """The Component's `initTimeout`, a Go duration such as 30s."""
+
+
+@dataclass
+class AppKubernetesArgs:
+    """Inputs of one application's Kubernetes objects."""
+
+    app_name: str
+    """The application: the value of the label `app.kubernetes.io/name` on every object."""
+    credentials: pulumi.Input[Credentials]
+    """The app role's login on the POOLED host: the Secret's DATABASE_URL and PG* variables (secret)."""
+    objects: KubernetesObjectsArgs
+    """The namespace and the names of the Secret and the Component."""
     provider: k8s.Provider
     """The explicit Kubernetes provider of every object."""
     protect: bool
@@ -111,11 +120,14 @@ class AppKubernetes(pulumi.ComponentResource):
             parent=self, provider=args.provider, protect=args.protect, retain_on_delete=args.protect
         )
 
+        objects = args.objects
         self.namespace = self._namespace(name, args, child)
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.secret_name, namespace=self.namespace, labels=_labels(args.app_name, "database-credentials")
+                name=objects.secret_name,
+                namespace=self.namespace,
+                labels=_labels(args.app_name, "database-credentials"),
             ),
             type="Opaque",
             data=pulumi.Output.secret(pulumi.Output.from_input(args.credentials).apply(secret_data)),
@@ -124,11 +136,11 @@ class AppKubernetes(pulumi.ComponentResource):
             ),
         )
         component = state_store_component(
-            name=args.dapr_component_name,
+            name=objects.dapr_component_name,
             namespace=self.namespace,
-            secret_name=args.secret_name,
-            init_timeout=args.dapr_init_timeout,
-            scopes=args.dapr_scopes,
+            secret_name=objects.secret_name,
+            init_timeout=objects.dapr_init_timeout,
+            scopes=objects.dapr_scopes,
             labels=_labels(args.app_name, "state-store"),
         )
         dapr = DaprComponent(
@@ -137,7 +149,7 @@ class AppKubernetes(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[secret])),
         )
         self.secret_name = secret.metadata.apply(lambda m: m.name)
-        self.dapr_component_name = dapr.urn.apply(lambda _: args.dapr_component_name)
+        self.dapr_component_name = dapr.urn.apply(lambda _: objects.dapr_component_name)
         self.register_outputs(
             {
                 "namespace": self.namespace,
@@ -147,16 +159,17 @@ class AppKubernetes(pulumi.ComponentResource):
         )
 
     def _namespace(self, name: str, args: AppKubernetesArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
-        if args.namespace_policy == "create":
+        objects = args.objects
+        if objects.namespace_policy == "create":
             namespace = k8s.core.v1.Namespace(
                 f"{name}-namespace",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=_labels(args.app_name, "namespace")),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=objects.namespace, labels=_labels(args.app_name, "namespace")),
                 opts=child,
             )
             return namespace.metadata.apply(lambda m: m.name)
-        if args.namespace_policy == "assume":
-            return pulumi.Output.from_input(args.namespace)
+        if objects.namespace_policy == "assume":
+            return pulumi.Output.from_input(objects.namespace)
         existing = k8s.core.v1.Namespace.get(
-            f"{name}-namespace", args.namespace, opts=pulumi.ResourceOptions(parent=self, provider=args.provider)
+            f"{name}-namespace", objects.namespace, opts=pulumi.ResourceOptions(parent=self, provider=args.provider)
         )
-        return existing.id.apply(lambda _: args.namespace)  # fails here, before any write, if it is missing
+        return existing.id.apply(lambda _: objects.namespace)  # fails here, before any write, if it is missing

@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from components.access.app_role import AppRoleProvider
-from components.access.kubernetes import AppKubernetes, AppKubernetesArgs, kubernetes_provider
+from components.access.kubernetes import AppKubernetes, AppKubernetesArgs, KubernetesObjectsArgs, kubernetes_provider
 from components.settings import DEFAULTS, PROJECT_ROOT, SCHEMA_ROOT
 from components.uri import Credentials, pooled_host, postgres_uri
 from neon_emulator.servers import PgBouncer, PostgresServer
@@ -121,7 +121,8 @@ def make_neon_app(postgres: PostgresServer, neon_superuser: str) -> Callable[...
 
 
 def app_kubernetes_args(
-    app_name: str, credentials: pulumi.Input[Credentials], provider: k8s.Provider, **overrides: object
+    app_name: str, credentials: pulumi.Input[Credentials], provider: k8s.Provider, protect: bool = False,
+    **overrides: object,
 ) -> AppKubernetesArgs:
     """AppKubernetes inputs of `app_name`: the stack's default names, a namespace it creates, then `overrides`."""
     values = {
@@ -131,9 +132,11 @@ def app_kubernetes_args(
         "dapr_component_name": DEFAULTS["daprComponentName"],
         "dapr_scopes": (),
         "dapr_init_timeout": DEFAULTS["daprInitTimeout"],
-        "protect": False,
     }
-    return AppKubernetesArgs(app_name=app_name, credentials=credentials, provider=provider, **{**values, **overrides})
+    objects = KubernetesObjectsArgs(**{**values, **overrides})
+    return AppKubernetesArgs(
+        app_name=app_name, credentials=credentials, objects=objects, provider=provider, protect=protect
+    )
 
 
 def declared_objects(neon_app: NeonApp, password: str) -> tuple[dict, dict]:
