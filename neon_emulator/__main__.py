@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from neon_emulator.api_server import ApiServer
-from neon_emulator.fake import NeonFake
+from neon_emulator.fake import DEFAULT_OPERATION_SECONDS, NeonFake, checked_operation_seconds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,11 +30,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-dir", type=Path, help="directory for the clusters' files (default: the system's temporary directory)"
     )
+    parser.add_argument(
+        "--operation-seconds",
+        type=float,
+        default=DEFAULT_OPERATION_SECONDS,
+        help=f"how long each operation runs (default {DEFAULT_OPERATION_SECONDS:g}; 0 = finished at once)",
+    )
     args = parser.parse_args(argv)
+    try:
+        seconds = checked_operation_seconds(args.operation_seconds)
+    except ValueError as error:
+        parser.error(f"--operation-seconds: {error}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-    fake = NeonFake(api_key=args.api_key or "neon-emulator-" + secrets.token_hex(12), data_dir=args.data_dir)
+    api_key = args.api_key or "neon-emulator-" + secrets.token_hex(12)
+    fake = NeonFake(api_key=api_key, data_dir=args.data_dir, operation_seconds=seconds)
     try:
         server = ApiServer(fake, args.host, args.port)
     except OSError as error:

@@ -14,9 +14,11 @@ Every response of the fake is checked as well; an invalid one is a bug of the fa
 appended to `fake.response_errors` and answered with a 500.
 
 Semantics shared by every resource (what a provider relies on):
-- Mutating calls return operations in status `scheduling`; each poll moves an operation one step
-  (`fake.operation_polls` polls in all, default 2). While any operation of a project is not
-  terminal, other mutating calls on it get 423 Locked (project DELETE excepted).
+- Mutating calls return operations; they run on the clock (`fake.clock`, seconds since the
+  epoch; `time.time` unless injected), one after another per project, each
+  `fake.operation_seconds` long (default 1 s), whether or not anyone polls them
+  (neon_emulator.operations). While an operation of a project is not finished, other mutating
+  calls on it get 423 Locked (project DELETE excepted).
 - Roles and databases created or dropped with SQL appear in (vanish from) the API, as on Neon;
   the fake does not know the passwords of roles made with SQL.
 - DELETE of a branch, endpoint, role or database that does not exist answers
@@ -32,8 +34,10 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import math
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,18 @@ from neon_emulator.computes import ComputeFactory
 from neon_emulator.faults import Faults
 from neon_emulator.spec import SpecValidator
 from neon_emulator.state import ApiError, BranchState, ProjectState
+
+# How long an operation runs: Neon's take about a second (the OpenAPI document's finished example
+# spans one second from created_at to updated_at).
+DEFAULT_OPERATION_SECONDS = 1.0
+
+
+def checked_operation_seconds(seconds: float) -> float:
+    """`seconds` as an operation duration: a finite number >= 0 (else ValueError)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
+        raise ValueError(f"operation_seconds must be a finite number of seconds >= 0, not {seconds!r}")
+    return float(seconds)
+
 
 # A route handler: (the fake, path parameters, query, body) -> (status, payload).
 Handler = Callable[["NeonFake", dict[str, str], dict[str, list[str]], dict[str, Any]], tuple[int, Any]]
@@ -57,9 +73,20 @@ class NeonFake:
     """The fake control plane: state, dispatch (and the 423 lock), call log, faults, shared lookups."""
 
     def __init__(
-        self, api_key: str | None = None, validator: SpecValidator | None = None, data_dir: Path | None = None
+        self,
+        api_key: str | None = None,
+        validator: SpecValidator | None = None,
+        data_dir: Path | None = None,
+        operation_seconds: float = DEFAULT_OPERATION_SECONDS,
+        clock: Callable[[], float] = time.time,
     ):
-        """`data_dir`: where the clusters' files go (default: the system's temporary directory)."""
+        """`data_dir`: where the clusters' files go (default: the system's temporary directory).
+
+        `operation_seconds` and `clock` are the defaults that `reset()` restores.
+        """
+        self.operation_seconds = operation_seconds
+        self.clock = clock
+        self._defaults = (self.operation_seconds, clock)
         self.api_key = api_key or "neon-fake-" + secrets.token_hex(16)
         self.validator = validator or SpecValidator()
         self.faults = Faults()
@@ -70,7 +97,6 @@ class NeonFake:
         self.calls: list[tuple[str, str, int]] = []
         self.violations: list[str] = []
         self.response_errors: list[str] = []
-        self.operation_polls = 2
         self.gone_delete_status = 204
         self.plan = "launch"
         self.database_ids = itertools.count(1)
@@ -100,24 +126,25 @@ class NeonFake:
         self.computes.close()
 
     def reset(self) -> None:
-        """Back to an empty account: no projects (clusters stopped), calls, violations or faults."""
+        """Back to an empty account: no projects (clusters stopped), calls, violations, faults; default options."""
         with self.lock:
             self.stop_computes()
             self.calls.clear()
             self.violations.clear()
             self.response_errors.clear()
             self.faults.clear()
-            self.operation_polls = 2
+            self.operation_seconds, self.clock = self._defaults
             self.gone_delete_status = 204
             self.plan = "launch"
 
-    def finish_operations(self) -> None:
-        """Complete every pending operation at once (for tests that do not poll)."""
-        with self.lock:
-            for project in self.projects.values():
-                for operation in project.operations.values():
-                    while not operation.terminal:
-                        operation.advance()
+    @property
+    def operation_seconds(self) -> float:
+        """How long each operation runs (seconds of `clock`)."""
+        return self._operation_seconds
+
+    @operation_seconds.setter
+    def operation_seconds(self, seconds: float) -> None:
+        self._operation_seconds = checked_operation_seconds(seconds)
 
     # ----- dispatch -------------------------------------------------------------------------
 
@@ -138,7 +165,7 @@ class NeonFake:
                 and not (method == "DELETE" and template == "/projects/{project_id}")
             ):
                 project = self.projects.get(params["project_id"])
-                if project is not None and project.busy():
+                if project is not None and project.busy(self.clock()):
                     raise ApiError(423, "project already has running operations, scheduling of new ones is prohibited")
             return handler(self, params, query, body or {})
 

@@ -16,9 +16,9 @@ first added that matches.
   `seconds` before it is sent (a slow control plane; a client with a shorter timeout gives up
   while the change has happened).
 - `fail_operations(action=None, outcome="recovered", times=1)`: the next operations created
-  (with this `action`, e.g. "create_branch", or any) pass through `failed` (failures_count 1):
-  outcome "recovered" then goes on to `finished`; outcome "error" ends in `error` with an error
-  message and failures_count 2.
+  (with this `action`, e.g. "create_branch", or any) are `failed` (failures_count 1, an error
+  message, `retry_at`) once their duration has run, and one duration later outcome "recovered"
+  goes on to `finished`; outcome "error" ends in `error` with failures_count 2.
 - `clear()`: remove every rule.
 """
 

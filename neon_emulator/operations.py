@@ -1,8 +1,10 @@
-"""Operations: what every mutating call schedules, and the polls that move them on.
+"""Operations: what every mutating call schedules; they run on the fake's clock, not on polls.
 
-A new operation is in status `scheduling`; each poll (GET of the operation, or a listing of the
-project's operations) moves it one step: `running` (`fake.operation_polls - 1` times), then
-`finished`, or through `failed` when a fault rule says so (neon_emulator.faults).
+The operations of a project run one after another, each `fake.operation_seconds` long: an
+operation is `scheduling` until the one before it ends, then `running` for its duration, then
+`finished`. A fault rule (neon_emulator.faults) makes it `failed` after its duration, retried one
+duration later, ending in `finished` ("recovered") or `error`. Its status, `updated_at` and
+`total_duration_ms` are computed from the clock when it is read; reading never moves it on.
 """
 
 from __future__ import annotations
@@ -10,41 +12,32 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from neon_emulator.state import ApiError, BranchState, OperationState, ProjectState, now
+from neon_emulator.state import ApiError, BranchState, OperationState, ProjectState, stamp
 
 if TYPE_CHECKING:
     from neon_emulator.fake import Handler, NeonFake
+
+_ENDINGS = {None: ["finished"], "recovered": ["failed", "finished"], "error": ["failed", "error"]}
 
 
 def schedule(
     fake: NeonFake, project: ProjectState, action: str, branch_id: str | None = None, endpoint_id: str | None = None
 ) -> dict[str, Any]:
-    """A new operation of `project` (the API Operation object), as the faults of `fake` shape it."""
-    stamp = now()
-    info: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "project_id": project.id,
-        "action": action,
-        "status": "scheduling",
-        "failures_count": 0,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "total_duration_ms": 0,
-    }
+    """A new operation of `project` (the API Operation object as it stands now), shaped by the faults of `fake`."""
+    created = fake.clock()
+    info: dict[str, Any] = {"id": str(uuid.uuid4()), "project_id": project.id, "action": action}
     if branch_id:
         info["branch_id"] = branch_id
     if endpoint_id:
         info["endpoint_id"] = endpoint_id
-    steps = ["running"] * max(fake.operation_polls - 1, 0)
-    outcome = fake.faults.take_operation(action)
-    if outcome == "recovered":
-        steps += ["failed", "finished"]
-    elif outcome == "error":
-        steps += ["failed", "error"]
-    else:
-        steps.append("finished")
-    project.operations[info["id"]] = OperationState(info, steps)
-    return info
+    info["created_at"] = stamp(created)
+    start, seconds = max(created, project.free_at()), fake.operation_seconds
+    timeline = [(created, "scheduling"), (start, "running")]
+    for step, status in enumerate(_ENDINGS[fake.faults.take_operation(action)], start=1):
+        timeline.append((start + step * seconds, status))
+    operation = OperationState(info, timeline)
+    project.operations[info["id"]] = operation
+    return operation.at(created)
 
 
 def config_operations(fake: NeonFake, project: ProjectState, branch: BranchState) -> list[dict[str, Any]]:
@@ -57,15 +50,13 @@ def get_operation(fake: NeonFake, params, query, body):
     operation = project.operations.get(params["operation_id"])
     if operation is None:
         raise ApiError(404, f"operation {params['operation_id']} not found")
-    operation.advance()
-    return 200, {"operation": operation.info}
+    return 200, {"operation": operation.at(fake.clock())}
 
 
 def list_operations(fake: NeonFake, params, query, body):
     project = fake.project(params)
-    for operation in project.operations.values():
-        operation.advance()
-    operations = [op.info for op in reversed(project.operations.values())]
+    t = fake.clock()
+    operations = [op.at(t) for op in reversed(project.operations.values())]
     payload: dict[str, Any] = {"operations": operations}
     if operations:
         payload["pagination"] = {"cursor": operations[-1]["id"]}

@@ -1,18 +1,20 @@
 """The fake's state: projects, branches, operations; ids, passwords, errors and the wire format.
 
 `ProjectState` holds the API Project object (`info`), its branches (id -> BranchState), endpoints
-(id -> API Endpoint object) and operations (id -> OperationState). A `BranchState` holds the API
-Branch, its real cluster (`compute`), its roles (name -> API Role, no password), the roles'
-passwords (name -> password, None for NOLOGIN roles and roles made with SQL) and its databases
-(name -> API Database). The lookups (`project.branch(id)`, `branch.role(name)`, ...) answer 404
-with a Neon-style message for what does not exist.
+(id -> API Endpoint object) and operations (id -> OperationState, in creation order). A
+`BranchState` holds the API Branch, its real cluster (`compute`), its roles (name -> API Role, no
+password), the roles' passwords (name -> password, None for NOLOGIN roles and roles made with
+SQL) and its databases (name -> API Database). The lookups (`project.branch(id)`,
+`branch.role(name)`, ...) answer 404 with a Neon-style message for what does not exist.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import secrets
 import string
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +22,10 @@ from typing import Any
 
 from neon_emulator.computes import Compute
 
-TERMINAL_STATUSES = frozenset({"finished", "skipped", "error", "cancelled"})
+OPERATION_ERRORS = {
+    "failed": "compute failed to start (injected fault)",
+    "error": "operation failed permanently (injected fault)",
+}
 _ADJECTIVES = ("autumn", "bold", "calm", "dawn", "eager", "fancy", "gentle", "hidden", "icy", "jolly", "lively")
 _NOUNS = ("breeze", "cloud", "dew", "field", "glade", "hill", "lake", "meadow", "night", "pond", "river")
 _ALNUM = string.ascii_letters + string.digits
@@ -35,8 +40,13 @@ class ApiError(Exception):
         self.code = code
 
 
+def stamp(seconds: float) -> str:
+    """The API timestamp of a clock time (seconds since the epoch)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp(time.time())
 
 
 def new_password() -> str:
@@ -60,29 +70,38 @@ def encode(payload: Any) -> bytes:
 
 @dataclass
 class OperationState:
+    """An operation: its fixed fields (`info`: id, action, ids, created_at) and its `timeline`.
+
+    The timeline lists (clock time, status) of every change, in order, the first `scheduling`
+    at creation. What the API shows (`at(t)`) is a function of the clock only: reading an
+    operation never moves it on.
+    """
+
     info: dict[str, Any]
-    remaining: list[str]
+    timeline: list[tuple[float, str]]
 
     @property
-    def terminal(self) -> bool:
-        return self.info["status"] in TERMINAL_STATUSES
+    def ends_at(self) -> float:
+        """When the operation reaches its terminal status."""
+        return self.timeline[-1][0]
 
-    def advance(self) -> None:
-        if not self.remaining:
-            return
-        status = self.remaining.pop(0)
-        self.info["status"] = status
-        self.info["updated_at"] = now()
+    def at(self, t: float) -> dict[str, Any]:
+        """The API Operation object as it stands at clock time `t`."""
+        index = max(bisect.bisect_right([time for time, _ in self.timeline], t) - 1, 0)
+        changed, status = self.timeline[index]
+        started = next(time for time, state in self.timeline if state != "scheduling")
+        view = {
+            **self.info,
+            "status": status,
+            "failures_count": sum(1 for _, state in self.timeline[: index + 1] if state in ("failed", "error")),
+            "updated_at": stamp(changed),
+            "total_duration_ms": round(max(min(t, self.ends_at) - started, 0) * 1000),
+        }
+        if status in OPERATION_ERRORS:
+            view["error"] = OPERATION_ERRORS[status]
         if status == "failed":
-            self.info["failures_count"] += 1
-            self.info["error"] = "compute failed to start (injected fault)"
-            self.info["retry_at"] = now()
-        if status == "error":
-            self.info["failures_count"] += 1
-            self.info["error"] = "operation failed permanently (injected fault)"
-        if status == "finished":
-            self.info.pop("error", None)
-            self.info.pop("retry_at", None)
+            view["retry_at"] = stamp(self.timeline[index + 1][0])
+        return view
 
 
 @dataclass
@@ -127,8 +146,13 @@ class ProjectState:
     def default_branch(self) -> BranchState:
         return next(b for b in self.branches.values() if b.info["default"])
 
-    def busy(self) -> bool:
-        return any(not op.terminal for op in self.operations.values())
+    def busy(self, t: float) -> bool:
+        """Whether an operation of the project is unfinished at clock time `t`."""
+        return self.free_at() > t
+
+    def free_at(self) -> float:
+        """When the last operation of the project ends (0 if it has none): the next one starts then."""
+        return max((op.ends_at for op in self.operations.values()), default=0.0)
 
     def branch(self, branch_id: str) -> BranchState:
         branch = self.branches.get(branch_id)

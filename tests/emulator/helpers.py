@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 
 
 def wait(client: httpx.Client, project_id: str, operations: list[dict[str, Any]]) -> list[str]:
-    """Poll each operation until it is terminal; the final statuses."""
+    """Poll each operation until it is terminal (for at most 10 s); the final statuses."""
     statuses = []
+    deadline = time.monotonic() + 10
     for operation in operations:
-        for _ in range(20):
+        while True:
             status = client.get(f"/projects/{project_id}/operations/{operation['id']}").json()["operation"]["status"]
-            if status in ("finished", "skipped", "error", "cancelled"):
+            if status in ("finished", "skipped", "error", "cancelled") or time.monotonic() > deadline:
                 break
+            time.sleep(0.005)
         statuses.append(status)
     return statuses
 

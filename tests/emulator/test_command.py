@@ -29,7 +29,7 @@ def _open(host: str) -> bool:
 
 def test_emulator_command_serves_and_cleans_up() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "neon_emulator", "--port", "0", "--api-key", "local-key"],
+        [sys.executable, "-m", "neon_emulator", "--port", "0", "--api-key", "local-key", "--operation-seconds", "0"],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -43,6 +43,7 @@ def test_emulator_command_serves_and_cleans_up() -> None:
         headers = {"Authorization": "Bearer local-key"}
         created = httpx.post(f"{url}/projects", json={"project": {"name": "cli"}}, headers=headers, timeout=60)
         assert created.status_code == 201
+        assert {op["status"] for op in created.json()["operations"]} == {"finished"}  # --operation-seconds 0
         details = created.json()["connection_uris"][0]["connection_parameters"]
         uri = postgres_uri(details["role"], details["password"], details["host"], details["database"])
         with psycopg.connect(uri, connect_timeout=5) as conn:
@@ -71,4 +72,17 @@ def test_emulator_command_refuses_a_busy_port() -> None:
         )
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_emulator_command_refuses_a_bad_operation_duration() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "neon_emulator", "--port", "0", "--operation-seconds", "-1"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--operation-seconds: operation_seconds must be a finite number of seconds >= 0, not -1.0" in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from neon_emulator.computes import Compute
+from neon_emulator.state import stamp
 from tests.emulator.helpers import create_project
-from tests.support.neon_fixtures import NeonApi
+from tests.support.neon_fixtures import FakeClock, NeonApi
 
 
 def test_status_fault_with_retry_after_changes_nothing(neon_api: NeonApi, client: httpx.Client) -> None:
@@ -71,3 +72,40 @@ def test_a_retry_after_string_is_sent_as_it_is(neon_api: NeonApi, client: httpx.
     neon_api.faults.add("GET", "/projects", 429, retry_after=-1.5)
     assert client.get("/projects").headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
     assert client.get("/projects").headers["Retry-After"] == "-1.5"
+
+
+def test_failed_operations_recover_or_end_in_error_on_the_clock(neon_api: NeonApi, client: httpx.Client) -> None:
+    clock = FakeClock()
+    start = clock.now
+    neon_api.configure(operation_seconds=2, clock=clock)
+    neon_api.faults.fail_operations(action="start_compute", outcome="recovered")
+    created = client.post("/projects", json={"project": {"name": "ops"}}).json()
+    project_id, operation_id = created["project"]["id"], created["operations"][1]["id"]
+
+    def seen(offset: float) -> dict:
+        clock.now = start + offset
+        return client.get(f"/projects/{project_id}/operations/{operation_id}").json()["operation"]
+
+    # start_compute runs after create_timeline (0-2 s): running 2-4 s, failed 4-6 s, then finished.
+    assert [(op["status"], op["failures_count"]) for op in map(seen, (3, 4, 5.9, 6))] == [
+        ("running", 0),
+        ("failed", 1),
+        ("failed", 1),
+        ("finished", 1),
+    ]
+    failed = seen(5)
+    assert failed["error"] and failed["retry_at"] == stamp(start + 6) and failed["updated_at"] == stamp(start + 4)
+    finished = seen(6)
+    assert "error" not in finished and "retry_at" not in finished and finished["total_duration_ms"] == 4000
+    clock.now = start + 5.9
+    assert client.post(f"/projects/{project_id}/branches", json={}).status_code == 423
+    clock.now = start + 6
+
+    neon_api.faults.fail_operations(action="create_branch", outcome="error")
+    [operation] = client.post(f"/projects/{project_id}/branches", json={}).json()["operations"]
+    operation_id = operation["id"]
+    assert seen(9)["status"] == "failed"
+    final = seen(10)
+    assert (final["status"], final["failures_count"], final["updated_at"]) == ("error", 2, stamp(start + 10))
+    assert final["error"]
+    assert client.post(f"/projects/{project_id}/branches", json={}).status_code == 201  # error is terminal

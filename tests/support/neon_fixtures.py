@@ -4,11 +4,13 @@
 shared by the whole session, the state (projects and their PostgreSQL clusters, calls, faults,
 violations) is reset around every test. At teardown the test fails if any request it made broke
 the Neon OpenAPI document (strictly: unknown fields and query parameters included) or if the
-fake produced an invalid response.
+fake produced an invalid response. Operations run `TEST_OPERATION_SECONDS` each on the real
+clock; a test that needs to control time gives the fake a `FakeClock` with `configure(clock=...)`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +20,23 @@ from neon_emulator.api_server import ApiServer
 from neon_emulator.fake import NeonFake
 from neon_emulator.faults import Faults
 from neon_emulator.state import ProjectState
+
+# Near zero, so waiting for operations costs the suite nothing, yet not zero: a client that does
+# not wait for them still meets 423 Locked.
+TEST_OPERATION_SECONDS = 0.01
+
+
+class FakeClock:
+    """A clock for the fake that moves only when told (`advance`); starts at the real time."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class NeonApi:
@@ -70,20 +89,17 @@ class NeonApi:
             self.fake.violations.clear()
         return taken
 
-    def finish_operations(self) -> None:
-        self.fake.finish_operations()
-
     def configure(self, **settings: Any) -> None:
-        """Set fake options for this test: operation_polls, gone_delete_status, plan."""
+        """Set fake options for this test: operation_seconds, clock, gone_delete_status, plan."""
         for name, value in settings.items():
-            if name not in ("operation_polls", "gone_delete_status", "plan"):
+            if name not in ("operation_seconds", "clock", "gone_delete_status", "plan"):
                 raise AttributeError(f"the fake has no option {name!r}")
             setattr(self.fake, name, value)
 
 
 @pytest.fixture(scope="session")
 def neon_api_server() -> Iterator[ApiServer]:
-    server = ApiServer(NeonFake())
+    server = ApiServer(NeonFake(operation_seconds=TEST_OPERATION_SECONDS))
     try:
         yield server
     finally:
