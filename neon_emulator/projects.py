@@ -87,6 +87,12 @@ def list_projects(fake: NeonFake, params, query, body):
     return 200, payload
 
 
+def list_shared_projects(fake: NeonFake, params, query, body):
+    """Projects other accounts share with this one: the emulator has one account, so none
+    (neonctl's `projects list` reads this listing beside the account's own)."""
+    return 200, {"projects": []}
+
+
 def get_project(fake: NeonFake, params, query, body):
     return 200, {"project": fake.project(params).info}
 
@@ -202,6 +208,7 @@ def delete_project(fake: NeonFake, params, query, body):
 
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/projects"): list_projects,
+    ("GET", "/projects/shared"): list_shared_projects,
     ("POST", "/projects"): create_project,
     ("GET", "/projects/{project_id}"): get_project,
     ("PATCH", "/projects/{project_id}"): update_project,

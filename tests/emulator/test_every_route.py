@@ -22,6 +22,7 @@ def test_every_implemented_route_succeeds(neon_api: NeonApi, client: httpx.Clien
         return body
 
     ok("GET", "/projects")
+    assert ok("GET", "/projects/shared", params={"limit": 10})["projects"] == []
     ok("GET", f"/projects/{p}")
     ok("PATCH", f"/projects/{p}", json={"project": {"name": "every-route"}})
     ok("GET", f"/projects/{p}/connection_uri", params={"role_name": "neondb_owner", "database_name": "neondb"})
