@@ -20,6 +20,7 @@ from psycopg import sql
 
 from neon_emulator.servers import (
     SUPERUSER,
+    SYSTEM_DATABASES,
     PgBouncer,
     PostgresServer,
     PostgresTemplate,
@@ -101,7 +102,7 @@ class Compute:
             ).fetchall()
             databases = conn.execute(
                 "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname <> ALL(%s)",
-                [["postgres", "template0", "template1"]],
+                [list(SYSTEM_DATABASES)],
             ).fetchall()
         return {name for (name,) in roles}, dict(databases)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from neon_emulator.operations import config_operations
+from neon_emulator.servers import SYSTEM_DATABASES
 from neon_emulator.state import ApiError, BranchState, now
 
 if TYPE_CHECKING:
     from neon_emulator.fake import Handler, NeonFake
 
-SYSTEM_DATABASES = ("postgres", "template0", "template1")
 
 
 def database_info(fake: NeonFake, branch: BranchState, name: str, owner: str) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 SUPERUSER = "postgres"
+# The databases every PostgreSQL cluster has from initdb.
+SYSTEM_DATABASES = ("postgres", "template0", "template1")
 
 
 def find_pg_bin() -> Path:
