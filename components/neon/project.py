@@ -217,10 +217,9 @@ def _check_allowed_ips(c: InputChecker) -> None:
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         c.fail("allowed_ips", f"allowed_ips must be a list of strings, got {entries!r}")
         return
-    for entry in entries:
-        problem = ip_allow_entry_problem(entry)
-        if problem:
-            c.fail("allowed_ips", f"allowed_ips: {problem}")
+    problems = [problem for problem in map(ip_allow_entry_problem, entries) if problem]
+    if problems:
+        c.fail("allowed_ips", "allowed_ips: " + "; ".join(problems))
 
 
 def _network_changes(live: Json, inputs: dict[str, Any]) -> Json:
