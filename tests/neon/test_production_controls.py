@@ -76,8 +76,9 @@ def test_read_replica_lifecycle(configured, neon_api) -> None:
     assert endpoint["type"] == "read_only" and created.outs["host"] != project["host"]
     conninfo = dict(user=APPS_ROLE, password=project["owner_password"], dbname=APPS_DATABASE, sslmode="require")
     host, port = created.outs["pooled_host"].split(":")
-    with psycopg.connect(host=host, port=port, **conninfo) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-        conn.execute("CREATE TABLE t (id int)")
+    with psycopg.connect(host=host, port=port, **conninfo) as conn:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE t (id int)")
 
     resized = checked(provider, {**inputs, "max_cu": 2})
     assert provider.diff(created.id, created.outs, resized).replaces == []
