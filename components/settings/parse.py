@@ -199,10 +199,8 @@ def _check_deployers_let_in(r: Reader, neon: NeonSettings) -> None:
     its migrations and app-role SQL connect to the primary branch's direct endpoint."""
     network = neon.network
     deployers = r.string_list("deployerIps")
-    well_formed = [entry for entry in deployers if not ip_allow_entry_problem(entry)]
-    for entry in deployers:
-        if entry not in well_formed:
-            r.fail("deployerIps", ip_allow_entry_problem(entry))
+    for problem in filter(None, map(ip_allow_entry_problem, deployers)):
+        r.fail("deployerIps", problem)
     private = r.boolean("deployersUsePrivateNetworking")
     if network.block_public_connections and not private:
         r.fail(
@@ -212,7 +210,8 @@ def _check_deployers_let_in(r: Reader, neon: NeonSettings) -> None:
             "neon-stack:deployersUsePrivateNetworking to true, or leave blockPublicConnections false",
         )
     restricted = network.allowed_ips and (neon.protect_primary_branch or not network.protected_branches_only)
-    if not restricted or private or len(well_formed) < len(deployers):
+    malformed = any(ip_allow_entry_problem(entry) for entry in network.allowed_ips + tuple(deployers))
+    if not restricted or private or malformed:  # malformed entries are reported by key already
         return
     if not deployers:
         r.fail(
