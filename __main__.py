@@ -112,13 +112,10 @@ pulumi.export(
     "ownerDatabaseUrls",
     pulumi.Output.secret({name: application.owner_database_url for name, application in applications.items()}),
 )
-pulumi.export(
-    "appReadOnlyDatabaseUrls",
-    pulumi.Output.secret(
-        {
-            name: application.app_read_only_database_url
-            for name, application in applications.items()
-            if application.app_read_only_database_url is not None
-        }
-    ),
-)
+if settings.neon.read_replicas:
+    pulumi.export(
+        "appReadOnlyDatabaseUrls",
+        pulumi.Output.secret(
+            {name: application.app_read_only_database_url for name, application in applications.items()}
+        ),
+    )

@@ -11,8 +11,7 @@ import pytest
 from tests.program.conftest import Deployer
 from tests.support.manifests import declared_manifests
 
-STACK_OUTPUTS = {"projectId", "primaryBranchId", "branchIds", "apps", "appDatabaseUrls", "ownerDatabaseUrls",
-                 "appReadOnlyDatabaseUrls"}
+STACK_OUTPUTS = {"projectId", "primaryBranchId", "branchIds", "apps", "appDatabaseUrls", "ownerDatabaseUrls"}
 APP_OUTPUTS = {"database", "branchId", "namespace", "secretName", "daprComponentName", "latestMigration", "tables"}
 SETTINGS = {
     "neon-stack:computeMaxCu": "2",
@@ -32,8 +31,7 @@ NAMESPACES = {"chatkit": "chatkit", "learnflow": "learning"}
 def test_every_setting_reaches_its_resource_under_its_output_name(neon_api, tmp_path: Path) -> None:
     run = Deployer(neon_api, tmp_path / "rendered", "dev", SETTINGS).up()
     assert set(run.outputs) == STACK_OUTPUTS
-    assert run.secret_outputs == {"appDatabaseUrls", "ownerDatabaseUrls", "appReadOnlyDatabaseUrls"}
-    assert run.outputs["appReadOnlyDatabaseUrls"] == {}  # no read replica
+    assert run.secret_outputs == {"appDatabaseUrls", "ownerDatabaseUrls"}  # appReadOnlyDatabaseUrls: no replica
     environment = run.one("neon-stack:neon:NeonDatabase", "neon")
     assert environment.outputs == {key: run.outputs[key] for key in ("projectId", "primaryBranchId", "branchIds")}
     assert run.one("neon:Project", "neon-project").inputs["max_cu"] == 2
