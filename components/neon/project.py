@@ -83,7 +83,8 @@ class ProjectProvider(NeonProvider):
         return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_from_state({**ACCESS_DEFAULTS, **olds}, news, REPLACE_KEYS, UPDATE_KEYS)
+        # Refresh diffs the state against what read() found, which lacks these for an older state.
+        return diff_from_state({**ACCESS_DEFAULTS, **olds}, {**ACCESS_DEFAULTS, **news}, REPLACE_KEYS, UPDATE_KEYS)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = plain_inputs(props)
@@ -127,7 +128,8 @@ class ProjectProvider(NeonProvider):
                 "history_retention_seconds", props.get("history_retention_seconds")
             ),
             **compute_from_endpoint(settings),
-            **_access_from_project(project),
+            # Only the inputs the state holds: a state from before they existed stays as it is.
+            **{k: v for k, v in _access_from_project(project).items() if k in props},
             **(endpoint_outputs(endpoint) if endpoint else {}),
         }
         return ReadResult(id_, {**plain_inputs(props), **refreshed})
