@@ -34,6 +34,8 @@ def test_state_from_before_these_inputs_shows_no_change() -> None:
     old_state = {k: v for k, v in inputs.items() if k not in ("allowed_ips", "protect_default_branch")}
     assert provider.diff("p", old_state, inputs).changes is False
     assert provider.diff("p", old_state, {**inputs, "allowed_ips": ["192.0.2.1"]}).replaces == []
+    # A refresh diffs the state against what read() returns, which has none of them for such a state.
+    assert provider.diff("p", inputs, old_state).changes is False
 
 
 def test_allow_list_and_protection_are_set_in_place_and_removed_explicitly(configured, neon_api) -> None:
