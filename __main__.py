@@ -36,6 +36,11 @@ def environment_args(settings: StackSettings) -> NeonEnvironmentArgs:
             history_retention_seconds=neon.history_retention_seconds,
             adopt_id=neon.adopt_project_id,
             extra_branches=neon.extra_branches,
+            allowed_ips=neon.network.allowed_ips,
+            allowed_ips_protected_branches_only=neon.network.protected_branches_only,
+            block_public_connections=neon.network.block_public_connections,
+            protect_primary_branch=neon.protect_primary_branch,
+            read_replicas=neon.read_replicas,
         )
     return NeonEnvironmentArgs(
         mode=mode,
@@ -78,6 +83,7 @@ def application_args(
         ),
         kubernetes_provider=provider,
         protect=settings.protect,
+        connect_timeout_seconds=app.connect_timeout_seconds,
     )
 
 
@@ -106,3 +112,10 @@ pulumi.export(
     "ownerDatabaseUrls",
     pulumi.Output.secret({name: application.owner_database_url for name, application in applications.items()}),
 )
+if settings.neon.read_replicas:
+    pulumi.export(
+        "appReadOnlyDatabaseUrls",
+        pulumi.Output.secret(
+            {name: application.app_read_only_database_url for name, application in applications.items()}
+        ),
+    )

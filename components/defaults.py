@@ -8,6 +8,8 @@ PostgreSQL, Kubernetes, Dapr): checking them early names the offending key befor
 
 from __future__ import annotations
 
+import ipaddress
+
 # Neon.
 NEON_API_URL = "https://console.neon.tech/api/v2"
 NEON_REGIONS = frozenset(
@@ -39,13 +41,18 @@ PRIMARY_BRANCH = "main"  # the default branch of a project the stack creates: no
 BRANCH_INIT_SOURCES = ("parent-data", "schema-only")
 BRANCH_INIT_SOURCE = "parent-data"
 MAX_NEON_NAME = 256  # names and ids in Neon's API, in characters
+READ_REPLICAS = 0
+READ_REPLICAS_MAX = 10  # read-only endpoints the stack makes on the primary branch, at most
+PROTECT_PRIMARY_BRANCH = False
 
 # PostgreSQL.
 PG_MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL cuts longer names short, Neon refuses them
 PG_RESERVED_ROLE_PREFIX = "pg_"
 PG_RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})  # every Neon branch has them
 PG_MAX_TIMEOUT_MS = 2**31 - 1  # lock_timeout, statement_timeout: int milliseconds
-PG_CONNECT_TIMEOUT_SECONDS = 15
+PG_CONNECT_TIMEOUT_SECONDS = 15  # the stack's own connections, and `connect_timeout` of applications' URLs
+PG_CONNECT_TIMEOUT_MIN = 2  # libpq waits at least 2 s whatever the value (1 counts as 2)
+PG_CONNECT_TIMEOUT_MAX = 600
 APP_SCHEMA = "public"  # where the migrations put the application's tables
 
 # Migrations.
@@ -84,4 +91,31 @@ def suspend_timeout_problem(seconds: int) -> str | None:
             f"{seconds} is below Neon's minimum of {SUSPEND_TIMEOUT_MIN} seconds "
             f"(0 is Neon's default, {SUSPEND_TIMEOUT_NEVER} is never)"
         )
+    return None
+
+
+def ip_range(entry: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """(first, last) address of an IP Allow entry in one of Neon's forms: an address, a CIDR range or
+    a range `first-last`; ValueError saying why it is none of them."""
+    first, dash, last = entry.partition("-")
+    if dash:
+        low, high = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
+        if low.version != high.version:
+            raise ValueError("a range joins an IPv4 and an IPv6 address")
+        if low > high:
+            raise ValueError(f"the range starts above its end ({low} > {high})")
+        return low, high
+    if "/" in entry:
+        network = ipaddress.ip_network(entry)  # strict: host bits set are a typo (10.0.0.1/8)
+        return network[0], network[-1]
+    address = ipaddress.ip_address(entry)
+    return address, address
+
+
+def ip_allow_entry_problem(entry: str) -> str | None:
+    """Why Neon would refuse `entry` in an IP Allow list, or None."""
+    try:
+        ip_range(entry)
+    except ValueError as error:
+        return f"{entry!r} is not an IP address, a CIDR range or a range first-last ({error})"
     return None

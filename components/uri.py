@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 NEON_PORT = 5432
 REQUIRE = "require"
 # libpq's environment variable for each connection option the credentials set.
-_ENVIRONMENT = {"sslmode": "PGSSLMODE", "channel_binding": "PGCHANNELBINDING"}
+_ENVIRONMENT = {"sslmode": "PGSSLMODE", "channel_binding": "PGCHANNELBINDING", "connect_timeout": "PGCONNECT_TIMEOUT"}
 
 
 def split_host(host: str) -> tuple[str, int]:
@@ -48,7 +48,8 @@ def pooled_host(host: str) -> str:
 @dataclass(frozen=True)
 class Credentials:
     """One login to one database over TLS (`sslmode=require`, and `channel_binding=require` when
-    asked): the URI and the PG* variables are both rendered from it, so they cannot disagree.
+    asked), with a `connect_timeout` in seconds when one is given (long enough for a suspended Neon
+    compute to wake): the URI and the PG* variables are both rendered from it, so they cannot disagree.
 
     `host` is an endpoint host as Neon or the emulator reports it, `name[:port]`. The password is
     left out of repr().
@@ -59,15 +60,17 @@ class Credentials:
     host: str
     database: str
     channel_binding: bool = False
+    connect_timeout: int | None = None
 
     def uri(self) -> str:
-        """`postgresql://user:password@host[:port]/database?sslmode=require[&channel_binding=require]`."""
+        """`postgresql://user:password@host[:port]/database?sslmode=require[&channel_binding=require][&connect_timeout=N]`."""
         name, port = split_host(self.host)
         authority = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}@{_join_host(name, port, self.host)}"
         return f"postgresql://{authority}/{quote(self.database, safe='')}?{urlencode(self._options())}"
 
     def environment(self) -> dict[str, str]:
-        """libpq's variables: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE[, PGCHANNELBINDING]."""
+        """libpq's variables: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE[, PGCHANNELBINDING][,
+        PGCONNECT_TIMEOUT]."""
         name, port = split_host(self.host)
         values = {
             "PGHOST": name,
@@ -82,6 +85,8 @@ class Credentials:
         options = {"sslmode": REQUIRE}
         if self.channel_binding:
             options["channel_binding"] = REQUIRE
+        if self.connect_timeout is not None:
+            options["connect_timeout"] = str(self.connect_timeout)
         return options
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from neon_emulator import network
 from neon_emulator.connections import connection_details
 from neon_emulator.endpoints import new_endpoint
-from neon_emulator.limits import check_branch_count, check_compute_size, check_protected
+from neon_emulator.limits import check_branch_count, check_compute_size, check_protected, check_unprotected
 from neon_emulator.operations import schedule
 from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, new_password, now
 
@@ -142,6 +143,7 @@ def create_branch(fake: NeonFake, params, query, body):
         "roles": list(branch.roles.values()),
         "databases": list(branch.databases.values()),
     }
+    network.sync(project)
     if any(e["type"] == "read_write" for e in endpoints):
         payload["connection_uris"] = [
             connection_details(branch, db["name"], db["owner_name"])
@@ -169,6 +171,7 @@ def update_branch(fake: NeonFake, params, query, body):
         else:
             branch.info["expires_at"] = changes["expires_at"]
     branch.info["updated_at"] = now()
+    network.sync(project)
     return 200, {"branch": branch.info, "operations": []}
 
 
@@ -182,8 +185,7 @@ def delete_branch(fake: NeonFake, params, query, body):
     children = [b.id for b in project.branches.values() if b.info.get("parent_id") == branch.id]
     if children:
         raise ApiError(400, f"branch {branch.id} has child branches ({', '.join(children)}) and cannot be deleted")
-    if branch.info["protected"]:
-        raise ApiError(400, f"branch {branch.id} is protected and cannot be deleted")
+    check_unprotected(branch.info, "delete it")
     operations = []
     for endpoint in project.branch_endpoints(branch.id):
         del project.endpoints[endpoint["id"]]

@@ -7,12 +7,16 @@ cluster, so data, roles and passwords carry over as they do on Neon.
 
 Roles made through the API are, as on Neon, LOGIN roles with CREATEDB and CREATEROLE that belong
 to `neon_superuser`.
+
+A read_only endpoint is a hot standby of the branch's cluster (`pg_basebackup` and streaming
+replication over loopback) with a PgBouncer of its own, on its own port: PostgreSQL itself refuses
+every write there, whatever the client sets, as Neon's read-only computes do.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -37,6 +41,8 @@ NEON_SUPERUSER = "neon_superuser"
 class Compute:
     postgres: PostgresServer
     pgbouncer: PgBouncer
+    standbys: dict[str, Compute] = field(default_factory=dict)
+    """Read-only endpoint id -> its hot standby of this cluster."""
 
     @property
     def host(self) -> str:
@@ -117,7 +123,20 @@ class Compute:
                 if tables:
                     conn.execute("TRUNCATE " + ", ".join(t for (t,) in tables) + " CASCADE")
 
+    def start_standby(self, endpoint_id: str) -> Compute:
+        """A hot standby of this cluster, with its own PgBouncer, for a read_only endpoint."""
+        standby = _with_pooler(clone_postgres(self.postgres, self.postgres.directory.parent, standby=True))
+        self.standbys[endpoint_id] = standby
+        return standby
+
+    def stop_standby(self, endpoint_id: str) -> None:
+        standby = self.standbys.pop(endpoint_id, None)
+        if standby is not None:
+            standby.stop()
+
     def stop(self) -> None:
+        for endpoint_id in list(self.standbys):
+            self.stop_standby(endpoint_id)
         self.pgbouncer.stop()
         self.postgres.stop()
 

@@ -1,7 +1,9 @@
 """Endpoints: create, get, list (project, branch), update, delete.
 
-A branch has at most one read_write endpoint; every endpoint of a branch answers on the branch's
-cluster (its `host` is the cluster's direct host). An endpoint cannot move to another branch.
+A branch has at most one read_write endpoint, which answers on the branch's cluster (its `host` is
+the cluster's direct host); a read_only endpoint answers on a hot standby of that cluster
+(`neon_emulator.computes`). An endpoint cannot move to another branch, and the computes of a
+protected branch cannot be deleted.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from neon_emulator.limits import check_compute_size
+from neon_emulator import network
+from neon_emulator.limits import check_compute_size, check_unprotected
 from neon_emulator.operations import schedule
 from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, now
 
@@ -65,6 +68,8 @@ def new_endpoint(project: ProjectState, branch: BranchState, spec: dict[str, Any
     }
     if "name" in spec:
         endpoint["name"] = spec["name"]
+    if spec["type"] == "read_only":  # a hot standby of the branch's cluster: writes refused by PostgreSQL
+        endpoint["host"] = branch.compute.start_standby(endpoint["id"]).host
     project.endpoints[endpoint["id"]] = endpoint
     return endpoint
 
@@ -91,6 +96,7 @@ def create_endpoint(fake: NeonFake, params, query, body):
         raise ApiError(400, f"region_id must be the project's region {project.info['region_id']}")
     check_compute_size(fake.plan, spec)
     endpoint = new_endpoint(project, branch, spec)
+    network.sync(project)
     operations = [schedule(fake, project, "start_compute", branch.id, endpoint["id"])]
     return 201, {"endpoint": endpoint, "operations": operations}
 
@@ -115,9 +121,13 @@ def update_endpoint(fake: NeonFake, params, query, body):
 
 def delete_endpoint(fake: NeonFake, params, query, body):
     project = fake.project(params)
-    endpoint = project.endpoints.pop(params["endpoint_id"], None)
+    endpoint = project.endpoints.get(params["endpoint_id"])
     if endpoint is None:
         return fake.gone(f"endpoint {params['endpoint_id']}")
+    branch = project.branch(endpoint["branch_id"])
+    check_unprotected(branch.info, "delete its computes")
+    del project.endpoints[endpoint["id"]]
+    branch.compute.stop_standby(endpoint["id"])
     endpoint["current_state"] = "idle"
     operations = [schedule(fake, project, "suspend_compute", endpoint["branch_id"], endpoint["id"])]
     return 200, {"endpoint": endpoint, "operations": operations}

@@ -1,7 +1,8 @@
 """Checks of compute sizes and of the Free plan's limits (`fake.plan = "free"`; the default plan has none).
 
 The Free plan allows 10 branches per project, a history retention of at most 21600 s, at most
-2 CU per compute and no protected branches.
+2 CU per compute, no protected branches and no IP Allow or Private Networking restrictions
+(Neon: protected branches on paid plans, IP Allow on Scale).
 """
 
 from __future__ import annotations
@@ -37,3 +38,16 @@ def check_branch_count(plan: str, branches: int) -> None:
     """Room for one more branch in a project that has `branches`."""
     if plan == "free" and branches >= FREE_PLAN_BRANCHES:
         raise ApiError(400, f"the Free plan allows at most {FREE_PLAN_BRANCHES} branches per project")
+
+
+def check_network(plan: str, settings: dict[str, Any]) -> None:
+    """Project settings restricting client addresses: not on the Free plan."""
+    ips = (settings.get("allowed_ips") or {}).get("ips")
+    if plan == "free" and (ips or settings.get("block_public_connections")):
+        raise ApiError(400, "IP Allow and blocked public connections are not available on the Free plan")
+
+
+def check_unprotected(branch_info: dict[str, Any], action: str) -> None:
+    """Neon refuses to delete or reset a protected branch, and to delete its computes."""
+    if branch_info.get("protected"):
+        raise ApiError(400, f"branch {branch_info['id']} is protected: cannot {action}")

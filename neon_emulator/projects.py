@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from neon_emulator import network
 from neon_emulator.branches import branch_info
 from neon_emulator.connections import connection_details
 from neon_emulator.databases import database_info
 from neon_emulator.endpoints import new_endpoint
-from neon_emulator.limits import check_compute_size, check_history
+from neon_emulator.limits import check_compute_size, check_history, check_network
 from neon_emulator.operations import schedule
 from neon_emulator.roles import RESERVED_ROLES, role_info
 from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, new_password, now
@@ -140,6 +141,8 @@ def create_project(fake: NeonFake, params, query, body):
         raise ApiError(400, f"region {region} is not supported")
     check_history(fake.plan, spec.get("history_retention_seconds"))
     check_compute_size(fake.plan, spec.get("default_endpoint_settings", {}))
+    check_network(fake.plan, spec.get("settings", {}))
+    network.check_settings(spec.get("settings", {}))
     branch_spec = spec.get("branch", {})
     role_name = branch_spec.get("role_name", "neondb_owner")
     database_name = branch_spec.get("database_name", "neondb")
@@ -164,6 +167,7 @@ def create_project(fake: NeonFake, params, query, body):
         del fake.projects[project.id]
         compute.stop()
         raise
+    network.sync(project)
     operations = [
         schedule(fake, project, "create_timeline", branch.id),
         schedule(fake, project, "start_compute", branch.id, endpoint["id"]),
@@ -183,6 +187,8 @@ def update_project(fake: NeonFake, params, query, body):
     project = fake.project(params)
     changes = body.get("project", {})
     check_history(fake.plan, changes.get("history_retention_seconds"))
+    check_network(fake.plan, changes.get("settings", {}))
+    network.check_settings(changes.get("settings", {}))
     if "default_endpoint_settings" in changes:
         check_compute_size(fake.plan, changes["default_endpoint_settings"])
         project.info["default_endpoint_settings"] = copy.deepcopy(changes["default_endpoint_settings"])
@@ -192,6 +198,7 @@ def update_project(fake: NeonFake, params, query, body):
         if key in changes:
             project.info[key] = changes[key]
     project.info["updated_at"] = now()
+    network.sync(project)
     return 200, {"project": project.info, "operations": []}
 
 

@@ -164,7 +164,10 @@ class PgBouncer:
     `127.0.0.1:<port>`).
 
     Like Neon's pooler, it lets in every role of the server: it looks up a role's SCRAM secret
-    with `auth_query` and then logs in to PostgreSQL with the client's own SCRAM keys.
+    with `auth_query` and then logs in to PostgreSQL with the client's own SCRAM keys, over the
+    server's Unix socket (so the server's TCP rules apply to direct clients only). Who may connect
+    is in its own hba file (`hba_file`, `auth_type = hba`), open to every address at first;
+    `neon_emulator.network` rewrites it for IP Allow.
     """
 
     directory: Path
@@ -175,12 +178,30 @@ class PgBouncer:
     def url(self, database: str, user: str, password: str) -> str:
         return url(user, password, self.host, self.port, database)
 
+    @property
+    def hba_file(self) -> Path:
+        return self.directory / "pg_hba.conf"
+
     def stop(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(5)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+# Who may connect, in pg_hba.conf form: PostgreSQL reads the file of its data directory, PgBouncer
+# (auth_type = hba) its own. Unix sockets (the emulator's PgBouncer reaching PostgreSQL) are always
+# let in; this is every TCP address.
+OPEN_HBA = "local all all scram-sha-256\nhost all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n"
+
+
+def write_server_file(path: Path, text: str) -> None:
+    """A file the servers (running as the `postgres` OS user when we are root) can read."""
+    path.write_text(text)
+    ids = _server_user()
+    if ids:
+        os.chown(path, *ids)
 
 
 def _write_auth_file(path: Path, users: dict[str, str]) -> None:
@@ -200,16 +221,19 @@ def start_pgbouncer(postgres: PostgresServer, pool_size: int = 10) -> PgBouncer:
     port = postgres.port
     auth_file = directory / "userlist.txt"
     _write_auth_file(auth_file, {SUPERUSER: postgres.password})
+    hba_file = directory / "pg_hba.conf"
+    write_server_file(hba_file, OPEN_HBA)
     ini = directory / "pgbouncer.ini"
     ini.write_text(
         f"""[databases]
-* = host={postgres.host} port={postgres.port}
+* = host={postgres.directory} port={postgres.port}
 
 [pgbouncer]
 listen_addr = {POOLER_ADDRESS}
 listen_port = {port}
 unix_socket_dir =
-auth_type = scram-sha-256
+auth_type = hba
+auth_hba_file = {hba_file}
 auth_file = {auth_file}
 auth_user = {SUPERUSER}
 admin_users = {SUPERUSER}
@@ -249,11 +273,12 @@ logfile = {directory / 'pgbouncer.log'}
     return PgBouncer(directory=directory, port=port, process=process)
 
 
-def clone_postgres(source: PostgresServer, base: Path | None = None) -> PostgresServer:
+def clone_postgres(source: PostgresServer, base: Path | None = None, standby: bool = False) -> PostgresServer:
     """A new cluster started from a physical copy (pg_basebackup) of a running one.
 
     The copy keeps the source's data, roles, passwords and superuser password; it gets its own
-    directory, certificate and port. The local stand-in for creating a Neon branch.
+    directory, certificate and port. The local stand-in for creating a Neon branch; with `standby`
+    it stays a hot standby streaming from the source (read-only, as Neon's read replicas are).
     """
     directory = Path(tempfile.mkdtemp(prefix="neon-stack-pg-", dir=base))
     ids = _server_user()
@@ -265,6 +290,7 @@ def clone_postgres(source: PostgresServer, base: Path | None = None) -> Postgres
             [
                 str(source.pg_bin / "pg_basebackup"), "-D", str(data), "-h", source.host, "-p", str(source.port),
                 "-U", SUPERUSER, "-X", "stream", "--checkpoint=fast", "--no-sync", "--no-password",
+                *(["--write-recovery-conf"] if standby else []),
             ],
             env={**os.environ, "PGPASSWORD": source.password},
         )

@@ -476,3 +476,59 @@ def postgresql_milliseconds(conn: psycopg.Connection, guc: str, value: str) -> i
         return None
     number, unit = re.fullmatch(r"([0-9]+)([a-z]*)", shown).groups()
     return int(number) * MS_PER_UNIT[unit]
+
+
+# Production controls: network access (with the lockout guard), protection, read replicas, connect timeout.
+
+NETWORK_BAD = [
+    ("allowedIps", raw(allowedIps='["10.0.0.1/8"]', deployerIps='["10.0.0.1"]'), "host bits set"),
+    ("allowedIps", raw(allowedIps='["10.0.0.9-10.0.0.1"]'), "starts above its end"),
+    ("allowedIps", raw(allowedIps='["10.0.0.1-::1"]'), "joins an IPv4 and an IPv6"),
+    ("allowedIps", raw(allowedIps='["office"]'), "'office' is not an IP address"),
+    ("allowedIps", raw(allowedIps='["192.0.2.1"]'), "name the addresses of every machine that runs the stack"),
+    ("allowedIps", raw(allowedIps='["192.0.2.0/25"]', deployerIps='["192.0.2.0/24"]'), "does not cover '192.0.2.0/24'"),
+    ("deployerIps", raw(allowedIps='["192.0.2.1"]', deployerIps='["laptop"]'), "'laptop' is not an IP address"),
+    ("allowedIpsProtectedBranchesOnly", raw(allowedIpsProtectedBranchesOnly="true"), "has no effect"),
+    ("blockPublicConnections", raw(blockPublicConnections="true"), "deployersUsePrivateNetworking"),
+    ("readReplicas", raw(readReplicas="11"), "out of range"),
+    ("readReplicas", raw(readReplicas="-1"), "out of range"),
+    ("connectTimeoutSeconds", raw(connectTimeoutSeconds="1"), "out of range"),
+    ("protectPrimaryBranch", raw(protectPrimaryBranch="yes"), "expected true or false"),
+    ("readReplicas", raw(parentStack="acme/neon-stack/dev", readReplicas="1"), "set it on the parent stack"),
+    ("allowedIps", raw(parentStack="acme/neon-stack/dev", allowedIps='["192.0.2.1"]'), "set it on the parent stack"),
+]
+
+
+@pytest.mark.parametrize(("key", "config", "expected"), NETWORK_BAD)
+def test_production_controls_are_refused_by_key(schema_root, key, config, expected):
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(config, "prod", schema_root)
+    mine = [p for p in caught.value.problems if p.startswith(f"neon-stack:{key}: ")]
+    assert mine and expected in " ".join(mine), caught.value.problems
+
+
+def test_allow_list_forms_and_deployers_covered_by_the_union_of_entries(schema_root):
+    config = raw(
+        allowedIps='["192.0.2.0/25", "192.0.2.128-192.0.2.255", "2001:db8::/32", "198.51.100.7"]',
+        deployerIps='["192.0.2.0/24", "198.51.100.7", "2001:db8::1"]',
+        protectPrimaryBranch="true", readReplicas="2", connectTimeoutSeconds="30",
+    )
+    settings = parse_settings(config, "prod", schema_root)
+    assert settings.neon.network.allowed_ips[0] == "192.0.2.0/25" and settings.neon.protect_primary_branch
+    assert settings.neon.read_replicas == 2 and settings.apps[0].connect_timeout_seconds == 30
+
+
+def test_deployers_are_not_needed_where_the_list_does_not_reach_the_primary_branch(schema_root):
+    # The list applies to protected branches only, and the primary is not protected.
+    open_primary = raw(allowedIps='["192.0.2.1"]', allowedIpsProtectedBranchesOnly="true")
+    assert parse_settings(open_primary, "prod", schema_root).neon.network.protected_branches_only
+    with pytest.raises(SettingsError, match="neon-stack:deployerIps"):
+        parse_settings({**open_primary, **raw(protectPrimaryBranch="true")}, "prod", schema_root)
+    private = raw(blockPublicConnections="true", deployersUsePrivateNetworking="true", allowedIps='["10.0.0.0/8"]')
+    assert parse_settings(private, "prod", schema_root).neon.network.block_public_connections
+
+
+def test_the_prod_stack_protects_its_primary_branch_and_reads_through_a_replica():
+    settings = parse_settings(stack_file_config("prod"), "prod")
+    assert settings.neon.protect_primary_branch and settings.neon.read_replicas == 1
+    assert settings.neon.network.allowed_ips == ()  # see the comment in Pulumi.prod.yaml

@@ -47,6 +47,8 @@ class ApplicationArgs:
     """The explicit Kubernetes provider of the namespace, the Secret and the Component."""
     protect: bool
     """Protect (and retain on delete) the migrations, the app role and the Kubernetes objects (production)."""
+    connect_timeout_seconds: int | None = None
+    """`connect_timeout` of the application's URIs and PGCONNECT_TIMEOUT; None: libpq's default (none)."""
 
 
 class Application(pulumi.ComponentResource):
@@ -63,6 +65,8 @@ class Application(pulumi.ComponentResource):
     """Pooled URI as the application role (secret)."""
     owner_database_url: pulumi.Output[str]
     """Direct URI as the database owner (secret): for migrations and administration, never for applications."""
+    app_read_only_database_url: pulumi.Output[str] | None
+    """Pooled URI of a read replica as the application role (secret); None: no read replica."""
     summary: dict[str, pulumi.Output]
     """The outputs that are not secret, under the names the stack output `apps` shows them."""
 
@@ -96,11 +100,18 @@ class Application(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[schema])),
         )
-        credentials = pulumi.Output.secret(
-            pulumi.Output.all(role.role_name, role.password, access.pooled_host, access.database).apply(
-                lambda parts: Credentials(*parts, channel_binding=args.channel_binding)
+        def app_login(host: pulumi.Output[str]) -> pulumi.Output[Credentials]:
+            """The app role on `host`, with the channel binding and connect timeout the application gets."""
+            return pulumi.Output.secret(
+                pulumi.Output.all(role.role_name, role.password, host, access.database).apply(
+                    lambda parts: Credentials(
+                        *parts, channel_binding=args.channel_binding, connect_timeout=args.connect_timeout_seconds
+                    )
+                )
             )
-        )
+
+        credentials = app_login(access.pooled_host)
+        read_only = app_login(access.read_only_pooled_host) if access.read_only_pooled_host is not None else None
         kubernetes = AppKubernetes(
             f"{name}-kubernetes",
             AppKubernetesArgs(
@@ -109,6 +120,7 @@ class Application(pulumi.ComponentResource):
                 objects=args.kubernetes_objects,
                 provider=args.kubernetes_provider,
                 protect=args.protect,
+                read_only_credentials=read_only,
             ),
             child,
         )
@@ -122,6 +134,9 @@ class Application(pulumi.ComponentResource):
         self.tables = schema.tables
         self.app_database_url = pulumi.Output.secret(credentials.apply(Credentials.uri))
         self.owner_database_url = pulumi.Output.secret(access.direct_uri)
+        self.app_read_only_database_url = (
+            pulumi.Output.secret(read_only.apply(Credentials.uri)) if read_only is not None else None
+        )
         self.summary = {
             "database": self.database,
             "branchId": self.branch_id,
@@ -132,5 +147,10 @@ class Application(pulumi.ComponentResource):
             "tables": self.tables,
         }
         self.register_outputs(
-            {**self.summary, "appDatabaseUrl": self.app_database_url, "ownerDatabaseUrl": self.owner_database_url}
+            {
+                **self.summary,
+                "appDatabaseUrl": self.app_database_url,
+                "ownerDatabaseUrl": self.owner_database_url,
+                "appReadOnlyDatabaseUrl": self.app_read_only_database_url,
+            }
         )

@@ -1,7 +1,8 @@
 """An application's Kubernetes objects: its namespace, the database Secret and the Dapr state store.
 
 The Secret carries the app role's POOLED URI (TLS) as DATABASE_URL plus the libpq variables, both
-rendered from one `Credentials` value; its data is secret in Pulumi state and outputs. The Dapr
+rendered from one `Credentials` value, and, when the branch has read replicas, the app role's pooled
+URI of a read-only endpoint as DATABASE_URL_READONLY; its data is secret in Pulumi state and outputs. The Dapr
 Component reads DATABASE_URL through `secretKeyRef` from the same namespace.
 """
 
@@ -54,9 +55,15 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def secret_data(credentials: Credentials) -> dict:
-    """The Secret's `data` (base64): the URI and libpq's variables of the same credentials."""
+READ_ONLY_URL_KEY = "DATABASE_URL_READONLY"
+
+
+def secret_data(credentials: Credentials, read_only: Credentials | None = None) -> dict:
+    """The Secret's `data` (base64): the URI and libpq's variables of the same credentials, and the
+    read-only URI when there is one."""
     values = {CONNECTION_STRING_KEY: credentials.uri(), **credentials.environment()}
+    if read_only is not None:
+        values[READ_ONLY_URL_KEY] = read_only.uri()
     return {key: _b64(value) for key, value in values.items()}
 
 
@@ -105,6 +112,8 @@ class AppKubernetesArgs:
     """The explicit Kubernetes provider of every object."""
     protect: bool
     """Protect (and retain on delete) every object."""
+    read_only_credentials: pulumi.Input[Credentials] | None = None
+    """The app role's login on a read replica's POOLED host: DATABASE_URL_READONLY (secret); None: no replica."""
 
 
 class AppKubernetes(pulumi.ComponentResource):
@@ -130,7 +139,9 @@ class AppKubernetes(pulumi.ComponentResource):
                 labels=_labels(args.app_name, "database-credentials"),
             ),
             type="Opaque",
-            data=pulumi.Output.secret(pulumi.Output.from_input(args.credentials).apply(secret_data)),
+            data=pulumi.Output.secret(
+                pulumi.Output.all(args.credentials, args.read_only_credentials).apply(lambda c: secret_data(*c))
+            ),
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
             ),

@@ -192,6 +192,12 @@ class NeonClient(ApiSession):
         )
         return response.get("endpoint") or {}
 
+    def get_endpoint(self, project_id: str, endpoint_id: str) -> Json:
+        return self._get(f"/projects/{_segment(project_id)}/endpoints/{_segment(endpoint_id)}").get("endpoint") or {}
+
+    def delete_endpoint(self, project_id: str, endpoint_id: str) -> None:
+        self._delete(project_id, f"/projects/{_segment(project_id)}/endpoints/{_segment(endpoint_id)}")
+
     def update_endpoint(self, project_id: str, endpoint_id: str, changes: Json) -> Json:
         path = f"/projects/{_segment(project_id)}/endpoints/{_segment(endpoint_id)}"
         return self._done(project_id, self.request("PATCH", path, body={"endpoint": changes})).get("endpoint") or {}

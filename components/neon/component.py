@@ -9,6 +9,11 @@ reset once so the stack knows it.
 Branch mode: no project; one branch of the parent stack's project/branch, with its own
 endpoint, where the copied owner roles and databases are adopted the same way.
 
+In project mode the project may also carry an IP Allow list (or block public connections), protect
+its default branch, and have read replicas: read-only endpoints `<name>-replica-<n>` on the primary
+branch, with the compute of the read-write ones. With several replicas, the database at position i
+is read through replica i mod n, so the reading load of several apps is spread over them.
+
 `protect` sets protect and retain_on_delete on the project, branches, owner roles and databases.
 The class was `NeonDatabase`; its type token keeps that name, since it is part of every URN.
 """
@@ -23,6 +28,7 @@ import pulumi
 from components.defaults import PRIMARY_BRANCH
 from components.neon.branch import Branch, BranchArgs
 from components.neon.database import Database, DatabaseArgs
+from components.neon.endpoint import ReadReplica, ReadReplicaArgs
 from components.neon.project import Project, ProjectArgs
 from components.neon.role import Role, RoleArgs
 from components.uri import postgres_uri
@@ -42,6 +48,8 @@ class DatabaseAccess:
     pooled_host: pulumi.Output[str]
     direct_uri: pulumi.Output[str]
     pooled_uri: pulumi.Output[str]
+    read_only_pooled_host: pulumi.Output[str] | None = None
+    """The pooled host of the read replica this database is read through; None: the branch has none."""
 
 
 @dataclass
@@ -86,6 +94,16 @@ class ProjectModeArgs:
     """Id of an existing project to adopt instead of making one; None: make one."""
     extra_branches: Sequence[str]
     """Branches made as children of the primary branch after its roles and databases, so they copy them."""
+    allowed_ips: Sequence[str] = ()
+    """The project's IP Allow list (addresses, CIDR ranges, ranges first-last); empty: every address."""
+    allowed_ips_protected_branches_only: bool = False
+    """Apply `allowed_ips` to protected branches only."""
+    block_public_connections: bool = False
+    """Refuse connections from the public internet (Neon Private Networking)."""
+    protect_primary_branch: bool = False
+    """Mark the default branch protected: Neon then refuses to delete or reset it."""
+    read_replicas: int = 0
+    """How many read-only endpoints the primary branch gets."""
 
 
 @dataclass
@@ -171,18 +189,33 @@ class NeonEnvironment(pulumi.ComponentResource):
                 history_retention_seconds=mode.history_retention_seconds,
                 **vars(self._args.compute),
                 adopt_id=mode.adopt_id,
+                allowed_ips=list(mode.allowed_ips),
+                allowed_ips_protected_branches_only=mode.allowed_ips_protected_branches_only,
+                block_public_connections=mode.block_public_connections,
+                protect_default_branch=mode.protect_primary_branch,
             ),
             self._opts(),
         )
         self.project_id = project.project_id
         primary = _BranchHandle(PRIMARY_BRANCH, project.default_branch_id, project.host, project.pooled_host)
+        replicas = [
+            ReadReplica(
+                f"{self._name}-replica-{number}",
+                ReadReplicaArgs(self.project_id, primary.id, **vars(self._args.compute)),
+                self._opts(),
+            )
+            for number in range(1, mode.read_replicas + 1)
+        ]
         created = []
-        for database in databases:
+        for index, database in enumerate(databases):
             # The project's creation made the first owner role: its password is already known.
             known = pulumi.Output.all(project.owner_role, project.owner_password).apply(
                 lambda v, role=database.owner_role: v[1] if v[0] == role else None
             )
             created += self._database_on_branch(primary, database, f"{self._name}-{database.name}", known)
+            if replicas:
+                replica = replicas[index % len(replicas)]
+                self.connections[(primary.name, database.name)].read_only_pooled_host = replica.pooled_host
         for branch_name in mode.extra_branches:
             branch = Branch(
                 f"{self._name}-branch-{branch_name}",

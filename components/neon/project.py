@@ -28,7 +28,9 @@ from components.defaults import (
     PG_VERSION,
     PG_VERSIONS,
     PRIMARY_BRANCH,
+    PROTECT_PRIMARY_BRANCH,
     SUSPEND_TIMEOUT_SECONDS,
+    ip_allow_entry_problem,
 )
 from components.neon.client import NeonClient
 from components.neon.endpoint import (
@@ -40,13 +42,20 @@ from components.neon.endpoint import (
     endpoint_outputs,
     endpoint_settings,
 )
-from components.neon.errors import NeonError, NeonNotFound
+from components.neon.errors import NeonAPIError, NeonError, NeonNotFound
 from components.neon.provider import NeonProvider
 from components.neon.session import ClientPolicy, Json
 from components.providers import InputChecker, diff_from_state, plain_inputs
 
 REPLACE_KEYS = ("region_id", "pg_version", "org_id")
-UPDATE_KEYS = ("name", "history_retention_seconds", "min_cu", "max_cu", "suspend_timeout_seconds")
+# Inputs added after the first stacks were made: a state without them holds these defaults (no diff).
+ACCESS_DEFAULTS = {
+    "allowed_ips": [],
+    "allowed_ips_protected_branches_only": False,
+    "block_public_connections": False,
+    "protect_default_branch": PROTECT_PRIMARY_BRANCH,
+}
+UPDATE_KEYS = ("name", "history_retention_seconds", "min_cu", "max_cu", "suspend_timeout_seconds", *ACCESS_DEFAULTS)
 SECRET_OUTPUTS = ["owner_password"]
 
 
@@ -66,10 +75,16 @@ class ProjectProvider(NeonProvider):
         c.string("role_name", max_length=PG_MAX_IDENTIFIER_BYTES)
         c.string("database_name", max_length=PG_MAX_IDENTIFIER_BYTES)
         c.string("adopt_id", required=False)
+        for key, value in ACCESS_DEFAULTS.items():
+            c.default(key, value)
+            if isinstance(value, bool):
+                c.boolean(key)
+        _check_allowed_ips(c)
         return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_from_state(olds, news, REPLACE_KEYS, UPDATE_KEYS)
+        # Refresh diffs the state against what read() found, which lacks these for an older state.
+        return diff_from_state({**ACCESS_DEFAULTS, **olds}, {**ACCESS_DEFAULTS, **news}, REPLACE_KEYS, UPDATE_KEYS)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = plain_inputs(props)
@@ -84,10 +99,16 @@ class ProjectProvider(NeonProvider):
         news = plain_inputs(news)
         with self.client() as client:
             _align_settings(client, id_, client.get_project(id_), news)
+            _align_protection(client, id_, olds["default_branch_id"], news)
             endpoint = align_endpoint(client, id_, olds["default_branch_id"], news)
         return UpdateResult({**olds, **news, **endpoint_outputs(endpoint)})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        if props.get("protect_default_branch"):
+            raise NeonError(
+                f"Neon project {id_} has a protected default branch and cannot be deleted: set "
+                "protect_default_branch (neon-stack:protectPrimaryBranch) to false and run `pulumi up` first"
+            )
         with self.client() as client:
             client.delete_project(id_)
 
@@ -107,6 +128,8 @@ class ProjectProvider(NeonProvider):
                 "history_retention_seconds", props.get("history_retention_seconds")
             ),
             **compute_from_endpoint(settings),
+            # Only the inputs the state holds: a state from before they existed stays as it is.
+            **{k: v for k, v in _access_from_project(project).items() if k in props},
             **(endpoint_outputs(endpoint) if endpoint else {}),
         }
         return ReadResult(id_, {**plain_inputs(props), **refreshed})
@@ -127,9 +150,13 @@ def _create(client: NeonClient, inputs: dict[str, Any]) -> dict[str, Any]:
     }
     if inputs.get("org_id"):
         spec["org_id"] = inputs["org_id"]
+    network = _network_changes({}, inputs)
+    if network:
+        spec["settings"] = network
     response = client.create_project(spec)
     project_id = response["project"]["id"]
     branch = response.get("branch") or _default_branch(client, project_id)
+    _align_protection(client, project_id, branch["id"], inputs, branch)
     endpoint = created_read_write_endpoint(response) or align_endpoint(client, project_id, branch["id"], inputs)
     role = next((r for r in response.get("roles") or [] if r.get("name") == inputs["role_name"]), {})
     password = role.get("password") or client.reset_role_password(project_id, branch["id"], inputs["role_name"])
@@ -152,6 +179,7 @@ def _adopt(client: NeonClient, inputs: dict[str, Any]) -> dict[str, Any]:
             )
     _align_settings(client, project_id, project, inputs)
     branch = _default_branch(client, project_id)
+    _align_protection(client, project_id, branch["id"], inputs, branch)
     endpoint = align_endpoint(client, project_id, branch["id"], inputs)
     return _outputs(inputs, project_id, branch["id"], endpoint, None)
 
@@ -172,12 +200,82 @@ def _align_settings(client: NeonClient, project_id: str, project: Json, inputs: 
         "default_endpoint_settings": endpoint_settings(inputs),
     }
     current_defaults = project.get("default_endpoint_settings") or {}
+    network = _network_changes(project.get("settings") or {}, inputs)
+    if network:
+        wanted["settings"] = network
     if (
         project.get("name") != wanted["name"]
         or project.get("history_retention_seconds") != wanted["history_retention_seconds"]
         or not endpoint_matches(current_defaults, inputs)
+        or network
     ):
         client.update_project(project_id, wanted)
+
+
+def _check_allowed_ips(c: InputChecker) -> None:
+    if not c.known("allowed_ips"):
+        return
+    entries = c.inputs["allowed_ips"]
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        c.fail("allowed_ips", f"allowed_ips must be a list of strings, got {entries!r}")
+        return
+    problems = [problem for problem in map(ip_allow_entry_problem, entries) if problem]
+    if problems:
+        c.fail("allowed_ips", "allowed_ips: " + "; ".join(problems))
+
+
+def _network_changes(live: Json, inputs: dict[str, Any]) -> Json:
+    """The project `settings` fields whose live value differs from the inputs.
+
+    Neon merges a PATCH's settings into the project's, so restoring open access must be said:
+    `allowed_ips` with an empty `ips` list (the document: empty or unset lets every address in)
+    and `block_public_connections: false`; leaving them out would keep the old restriction.
+    """
+    changes: Json = {}
+    allowed = live.get("allowed_ips") or {}
+    wanted = {
+        "ips": list(inputs["allowed_ips"]),
+        "protected_branches_only": inputs["allowed_ips_protected_branches_only"],
+    }
+    only_protected = bool(allowed.get("protected_branches_only"))
+    current = {"ips": list(allowed.get("ips") or []), "protected_branches_only": only_protected}
+    if current != wanted:
+        changes["allowed_ips"] = wanted
+    if bool(live.get("block_public_connections")) != inputs["block_public_connections"]:
+        changes["block_public_connections"] = inputs["block_public_connections"]
+    return changes
+
+
+def _access_from_project(project: Json) -> dict[str, Any]:
+    """The network inputs as Neon reports them (for refresh)."""
+    settings = project.get("settings") or {}
+    allowed = settings.get("allowed_ips") or {}
+    return {
+        "allowed_ips": list(allowed.get("ips") or []),
+        "allowed_ips_protected_branches_only": bool(allowed.get("protected_branches_only")),
+        "block_public_connections": bool(settings.get("block_public_connections")),
+    }
+
+
+def _align_protection(
+    client: NeonClient, project_id: str, branch_id: str, inputs: dict[str, Any], branch: Json | None = None
+) -> None:
+    """Mark the default branch protected, or not, as `protect_default_branch` asks (PATCH only on a change).
+
+    Neon offers protected branches on paid plans only: its refusal is reported with the input's name.
+    """
+    wanted = inputs["protect_default_branch"]
+    branch = branch if branch is not None else client.get_branch(project_id, branch_id)
+    if bool(branch.get("protected")) == wanted:
+        return
+    try:
+        client.update_branch(project_id, branch_id, {"protected": wanted})
+    except NeonAPIError as error:
+        raise NeonError(
+            f"protect_default_branch: Neon refused to set protected={str(wanted).lower()} on the default branch "
+            f"{branch_id} ({error.message}); protected branches need a paid Neon plan "
+            "(stack setting neon-stack:protectPrimaryBranch)"
+        ) from None
 
 
 def _outputs(
@@ -209,6 +307,11 @@ class ProjectArgs:
     suspend_timeout_seconds: pulumi.Input[int] = SUSPEND_TIMEOUT_SECONDS
     branch_name: pulumi.Input[str] = PRIMARY_BRANCH
     adopt_id: pulumi.Input[str] | None = None
+    allowed_ips: pulumi.Input[list[str]] = ()
+    """IP Allow entries (address, CIDR, first-last); empty: every address may connect."""
+    allowed_ips_protected_branches_only: pulumi.Input[bool] = False
+    block_public_connections: pulumi.Input[bool] = False
+    protect_default_branch: pulumi.Input[bool] = PROTECT_PRIMARY_BRANCH
 
 
 class Project(Resource, module="neon", name="Project"):

@@ -17,7 +17,10 @@ from components.defaults import (
     MAX_CU,
     MIN_CU,
     PASSWORD_VERSION,
+    PG_CONNECT_TIMEOUT_SECONDS,
     PG_VERSION,
+    PROTECT_PRIMARY_BRANCH,
+    READ_REPLICAS,
     REGION,
     STATEMENT_TIMEOUT,
     SUSPEND_TIMEOUT_SECONDS,
@@ -61,6 +64,14 @@ DEFAULTS: dict[str, Any] = {
     "daprScopes": [],
     "daprInitTimeout": "30s",
     "channelBinding": False,
+    "allowedIps": [],
+    "allowedIpsProtectedBranchesOnly": False,
+    "blockPublicConnections": False,
+    "deployerIps": [],
+    "deployersUsePrivateNetworking": False,
+    "protectPrimaryBranch": PROTECT_PRIMARY_BRANCH,
+    "readReplicas": READ_REPLICAS,
+    "connectTimeoutSeconds": PG_CONNECT_TIMEOUT_SECONDS,
 }
 
 # Settings of other namespaces that the program reads (they cannot be typed in Pulumi.yaml).

@@ -26,6 +26,16 @@ class ComputeSettings:
 
 
 @dataclass(frozen=True)
+class NetworkSettings:
+    """Who may connect to the project's computes (Neon's project settings `allowed_ips` and
+    `block_public_connections`); Neon's own forms of entries, checked."""
+
+    allowed_ips: tuple[str, ...]
+    protected_branches_only: bool
+    block_public_connections: bool
+
+
+@dataclass(frozen=True)
 class NeonSettings:
     """The Neon project this stack owns (or adopts)."""
 
@@ -37,6 +47,9 @@ class NeonSettings:
     history_retention_seconds: int
     compute: ComputeSettings
     extra_branches: tuple[str, ...]
+    network: NetworkSettings
+    protect_primary_branch: bool
+    read_replicas: int
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class AppSettings:
     baseline_version: str | None
     password_version: int
     channel_binding: bool
+    connect_timeout_seconds: int
 
 
 @dataclass(frozen=True)

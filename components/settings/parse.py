@@ -19,15 +19,20 @@ from components.defaults import (
     KUBERNETES_MAX_LABEL,
     NEON_REGIONS,
     PASSWORD_VERSION_MAX,
+    PG_CONNECT_TIMEOUT_MAX,
+    PG_CONNECT_TIMEOUT_MIN,
     PG_MAX_IDENTIFIER_BYTES,
     PG_RESERVED_DATABASES,
     PG_RESERVED_ROLE_PREFIX,
     PG_VERSIONS,
+    READ_REPLICAS_MAX,
     SUSPEND_TIMEOUT_MAX,
     SUSPEND_TIMEOUT_NEVER,
+    ip_allow_entry_problem,
     suspend_timeout_problem,
 )
 from components.settings.keys import DEFAULTS, NEON_API_URL_KEY, PROJECT, SCHEMA_ROOT
+from components.settings.network import uncovered
 from components.settings.objects import (
     AppSettings,
     BranchModeSettings,
@@ -35,6 +40,7 @@ from components.settings.objects import (
     KubernetesSettings,
     MigrationSettings,
     NeonSettings,
+    NetworkSettings,
     SettingsError,
     StackSettings,
 )
@@ -106,6 +112,9 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
         history_retention_seconds=r.integer("historyRetentionSeconds", 0, HISTORY_RETENTION_MAX),
         compute=compute,
         extra_branches=tuple(extra_branches),
+        network=_parse_network(r),
+        protect_primary_branch=r.boolean("protectPrimaryBranch"),
+        read_replicas=r.integer("readReplicas", 0, READ_REPLICAS_MAX),
     )
 
     parent_stack = r.string(
@@ -126,6 +135,10 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
             r.fail("branches", "cannot be combined with neon-stack:parentStack (branch mode owns one branch)")
     elif branch_name:
         r.fail("branchName", "only applies in branch mode (set neon-stack:parentStack)")
+    if branch_mode:
+        _refuse_project_controls(r, raw)
+    else:
+        _check_deployers_let_in(r, neon)
 
     migrations = MigrationSettings(
         allow_destructive=r.boolean("allowDestructiveMigrations"),
@@ -151,6 +164,74 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
     if r.problems:
         raise SettingsError(r.problems)
     return StackSettings(stack, protect, neon, branch_mode, migrations, kubernetes, apps)
+
+
+# Settings of the project itself: a branch-mode stack owns no project and no primary branch.
+_PROJECT_CONTROLS = (
+    "allowedIps",
+    "allowedIpsProtectedBranchesOnly",
+    "blockPublicConnections",
+    "deployerIps",
+    "deployersUsePrivateNetworking",
+    "protectPrimaryBranch",
+    "readReplicas",
+)
+
+
+def _parse_network(r: Reader) -> NetworkSettings:
+    allowed = r.string_list("allowedIps")
+    for entry in allowed:
+        problem = ip_allow_entry_problem(entry)
+        if problem:
+            r.fail("allowedIps", problem)
+    network = NetworkSettings(
+        allowed_ips=tuple(allowed),
+        protected_branches_only=r.boolean("allowedIpsProtectedBranchesOnly"),
+        block_public_connections=r.boolean("blockPublicConnections"),
+    )
+    if network.protected_branches_only and not allowed:
+        r.fail("allowedIpsProtectedBranchesOnly", "has no effect while neon-stack:allowedIps is empty")
+    return network
+
+
+def _check_deployers_let_in(r: Reader, neon: NeonSettings) -> None:
+    """Refuse, before anything changes, network settings that would lock out the machine running the stack:
+    its migrations and app-role SQL connect to the primary branch's direct endpoint."""
+    network = neon.network
+    deployers = r.string_list("deployerIps")
+    for problem in filter(None, map(ip_allow_entry_problem, deployers)):
+        r.fail("deployerIps", problem)
+    private = r.boolean("deployersUsePrivateNetworking")
+    if network.block_public_connections and not private:
+        r.fail(
+            "blockPublicConnections",
+            "would refuse this stack's own migrations and app-role SQL, which connect from the machine running it "
+            "over the public internet: run the stack from a network with Neon Private Networking and set "
+            "neon-stack:deployersUsePrivateNetworking to true, or leave blockPublicConnections false",
+        )
+    restricted = network.allowed_ips and (neon.protect_primary_branch or not network.protected_branches_only)
+    malformed = any(ip_allow_entry_problem(entry) for entry in network.allowed_ips + tuple(deployers))
+    if not restricted or private or malformed:  # malformed entries are reported by key already
+        return
+    if not deployers:
+        r.fail(
+            "allowedIps",
+            "restricts the primary branch, whose direct endpoint this stack's migrations and app-role SQL use: "
+            "name the addresses of every machine that runs the stack (laptops, CI runners) in "
+            "neon-stack:deployerIps, inside allowedIps",
+        )
+    for entry in uncovered(deployers, list(network.allowed_ips)):
+        r.fail(
+            "allowedIps",
+            f"does not cover {shown(entry)} of neon-stack:deployerIps: the stack's own migrations and app-role SQL "
+            "would be refused from there (add it to allowedIps)",
+        )
+
+
+def _refuse_project_controls(r: Reader, raw: Mapping[str, Any]) -> None:
+    for key in _PROJECT_CONTROLS:
+        if raw.get(f"{PROJECT}:{key}") is not None:
+            r.fail(key, "is a setting of the project: set it on the parent stack (branch mode owns no project)")
 
 
 def _parse_apps(r: Reader, schema_root: Path, create_namespaces: bool) -> tuple[AppSettings, ...]:
@@ -184,6 +265,7 @@ def _parse_apps(r: Reader, schema_root: Path, create_namespaces: bool) -> tuple[
     init_timeout = r.string("daprInitTimeout", dapr_timeout)
     password_version = r.integer("passwordVersion", 1, PASSWORD_VERSION_MAX)
     channel_binding = r.boolean("channelBinding")
+    connect_timeout = r.integer("connectTimeoutSeconds", PG_CONNECT_TIMEOUT_MIN, PG_CONNECT_TIMEOUT_MAX)
 
     apps = tuple(
         AppSettings(
@@ -200,6 +282,7 @@ def _parse_apps(r: Reader, schema_root: Path, create_namespaces: bool) -> tuple[
             baseline_version=baselines.get(name),
             password_version=password_version,
             channel_binding=channel_binding,
+            connect_timeout_seconds=connect_timeout,
         )
         for name in dict.fromkeys(names)
     )

@@ -31,7 +31,7 @@ NAMESPACES = {"chatkit": "chatkit", "learnflow": "learning"}
 def test_every_setting_reaches_its_resource_under_its_output_name(neon_api, tmp_path: Path) -> None:
     run = Deployer(neon_api, tmp_path / "rendered", "dev", SETTINGS).up()
     assert set(run.outputs) == STACK_OUTPUTS
-    assert run.secret_outputs == {"appDatabaseUrls", "ownerDatabaseUrls"}
+    assert run.secret_outputs == {"appDatabaseUrls", "ownerDatabaseUrls"}  # appReadOnlyDatabaseUrls: no replica
     environment = run.one("neon-stack:neon:NeonDatabase", "neon")
     assert environment.outputs == {key: run.outputs[key] for key in ("projectId", "primaryBranchId", "branchIds")}
     assert run.one("neon:Project", "neon-project").inputs["max_cu"] == 2
@@ -56,7 +56,8 @@ def test_every_setting_reaches_its_resource_under_its_output_name(neon_api, tmp_
             for kind in ("Secret", "Component")
         )
         url = base64.b64decode(secret["data"]["DATABASE_URL"]).decode()
-        assert url == run.outputs["appDatabaseUrls"][app] and url.endswith("&channel_binding=require")
+        assert url == run.outputs["appDatabaseUrls"][app]
+        assert url.endswith("&channel_binding=require&connect_timeout=15")
         assert run.outputs["ownerDatabaseUrls"][app].endswith("&channel_binding=require")
         assert (secret["metadata"]["name"], component["metadata"]["name"]) == ("db-login", "orders-store")
         assert component["spec"]["initTimeout"] == "45s"
