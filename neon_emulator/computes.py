@@ -26,8 +26,11 @@ from neon_emulator.servers import (
     PostgresTemplate,
     clone_postgres,
     make_postgres_template,
+    replace_postgres_data,
     start_pgbouncer,
+    start_postgres_again,
     start_postgres_from_template,
+    stop_postgres,
 )
 
 NEON_SUPERUSER = "neon_superuser"
@@ -37,6 +40,7 @@ NEON_SUPERUSER = "neon_superuser"
 class Compute:
     postgres: PostgresServer
     pgbouncer: PgBouncer
+    running: bool = True  # False while suspended: nothing answers on the direct host
 
     @property
     def host(self) -> str:
@@ -120,6 +124,27 @@ class Compute:
     def stop(self) -> None:
         self.pgbouncer.stop()
         self.postgres.stop()
+
+    def suspend(self) -> None:
+        """Stop the server, keeping its data (Neon's suspended compute); connections are closed."""
+        if self.running:
+            stop_postgres(self.postgres)
+            self.running = False
+
+    def resume(self) -> None:
+        """Start a suspended server again on its port: the branch's URIs connect again."""
+        if not self.running:
+            start_postgres_again(self.postgres)
+            self.running = True
+
+    def restart(self) -> None:
+        self.suspend()
+        self.resume()
+
+    def replace_data(self, source: Compute) -> None:
+        """This cluster's data, roles and passwords become a copy of `source`'s; host and port stay."""
+        replace_postgres_data(self.postgres, source.postgres)
+        self.running = True
 
 
 class ComputeFactory:

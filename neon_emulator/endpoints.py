@@ -1,7 +1,12 @@
-"""Endpoints: create, get, list (project, branch), update, delete.
+"""Endpoints: create, get, list (project, branch), update, delete; start, suspend, restart.
 
 A branch has at most one read_write endpoint; every endpoint of a branch answers on the branch's
 cluster (its `host` is the cluster's direct host). An endpoint cannot move to another branch.
+Suspend makes the endpoint `idle` and, once no endpoint of the branch is active, stops the
+branch's server (connections are closed and refused); start (or restart) brings it back on the
+same host and port. There is no wake-on-connect: a suspended endpoint's URIs connect again after
+start, or after any API call that reads or changes the branch's roles or databases, since those
+need the server (`NeonFake.synced_branch`).
 """
 
 from __future__ import annotations
@@ -123,6 +128,47 @@ def delete_endpoint(fake: NeonFake, params, query, body):
     return 200, {"endpoint": endpoint, "operations": operations}
 
 
+def mark_active(endpoint: dict[str, Any]) -> None:
+    """The endpoint's fields once its compute runs."""
+    stamp = now()
+    endpoint.update(current_state="active", started_at=stamp, updated_at=stamp)
+    endpoint.pop("suspended_at", None)
+
+
+def start_endpoint(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    endpoint = project.endpoint(params["endpoint_id"])
+    project.branch(endpoint["branch_id"]).compute.resume()
+    mark_active(endpoint)
+    operations = [schedule(fake, project, "start_compute", endpoint["branch_id"], endpoint["id"])]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
+def suspend_endpoint(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    endpoint = project.endpoint(params["endpoint_id"])
+    stamp = now()
+    endpoint.update(current_state="idle", suspended_at=stamp, last_active=stamp, updated_at=stamp)
+    if all(e["current_state"] == "idle" for e in project.branch_endpoints(endpoint["branch_id"])):
+        project.branch(endpoint["branch_id"]).compute.suspend()
+    operations = [schedule(fake, project, "suspend_compute", endpoint["branch_id"], endpoint["id"])]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
+def restart_endpoint(fake: NeonFake, params, query, body):
+    """Stop and start the branch's server (every connection to it is closed); all its endpoints are active after."""
+    project = fake.project(params)
+    endpoint = project.endpoint(params["endpoint_id"])
+    project.branch(endpoint["branch_id"]).compute.restart()
+    for other in project.branch_endpoints(endpoint["branch_id"]):
+        mark_active(other)
+    operations = [
+        schedule(fake, project, action, endpoint["branch_id"], endpoint["id"])
+        for action in ("suspend_compute", "start_compute")
+    ]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/projects/{project_id}/endpoints"): list_endpoints,
     ("POST", "/projects/{project_id}/endpoints"): create_endpoint,
@@ -130,4 +176,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("PATCH", "/projects/{project_id}/endpoints/{endpoint_id}"): update_endpoint,
     ("DELETE", "/projects/{project_id}/endpoints/{endpoint_id}"): delete_endpoint,
     ("GET", "/projects/{project_id}/branches/{branch_id}/endpoints"): list_branch_endpoints,
+    ("POST", "/projects/{project_id}/endpoints/{endpoint_id}/start"): start_endpoint,
+    ("POST", "/projects/{project_id}/endpoints/{endpoint_id}/suspend"): suspend_endpoint,
+    ("POST", "/projects/{project_id}/endpoints/{endpoint_id}/restart"): restart_endpoint,
 }
