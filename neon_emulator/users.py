@@ -1,8 +1,9 @@
-"""The current user: `GET /users/me` and its organizations (none).
+"""The current user: `GET /users/me`, its organizations (none), and what the key is (`GET /auth`).
 
 The emulator has one account and one API key, so there is one user, on a personal account with no
 organization; limits are the default plan's (none: 0). neonctl reads the organizations to find
-the project when `--project-id` is not given: with none, it uses the account's single project.
+the project when `--project-id` is not given: with none, it uses the account's single project;
+it reads `/auth` for its analytics.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ def current_user_organizations(fake: NeonFake, params, query, body):
     return 200, {"organizations": []}
 
 
+def auth_details(fake: NeonFake, params, query, body):
+    return 200, {"account_id": USER_ID, "auth_method": "api_key_user"}
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/users/me"): current_user,
     ("GET", "/users/me/organizations"): current_user_organizations,
+    ("GET", "/auth"): auth_details,
 }

@@ -57,6 +57,7 @@ def test_every_implemented_route_succeeds(neon_api: NeonApi, client: httpx.Clien
     ok("POST", f"/projects/{p}/branches/{main}/set_as_default")
     ok("GET", "/users/me")
     ok("GET", "/users/me/organizations")
+    ok("GET", "/auth")
     ok("DELETE", f"/projects/{p}/branches/{dev}")
     ok("DELETE", f"/projects/{p}")
 

@@ -135,10 +135,11 @@ def test_calls_that_need_the_server_start_a_suspended_compute(
     assert _notes(_uri(client, p, dev)) == ["main"]
 
 
-def test_current_user_and_organizations(neon_api: NeonApi, client: httpx.Client) -> None:
+def test_current_user_organizations_and_auth(neon_api: NeonApi, client: httpx.Client) -> None:
     me = client.get("/users/me").json()
     project = create_project(client)
     assert project["project"]["owner_id"] == me["id"]
     assert client.get("/users/me/organizations").json() == {"organizations": []}
+    assert client.get("/auth").json() == {"account_id": me["id"], "auth_method": "api_key_user"}
     neon_api.configure(plan="free")
     assert client.get("/users/me").json()["branches_limit"] == 10
