@@ -228,6 +228,7 @@ def _check_restore(project: ProjectState, branch: BranchState, request: dict[str
 
 def _preserve(fake: NeonFake, project: ProjectState, branch: BranchState, name: str) -> BranchState:
     """A new branch `name` holding a copy of `branch` as it is now; it takes over the branch's children."""
+    fake.synced_branch(project, branch.id)  # running, its catalog up to date
     parent = project.branches.get(branch.info.get("parent_id", ""))
     preserved = BranchState(branch_info(project, name, parent, "parent-data"), fake.computes.branch(branch.compute))
     _copy_catalog(fake, preserved, branch)
@@ -243,7 +244,6 @@ def restore_branch(fake: NeonFake, params, query, body):
     branch = project.branch(params["branch_id"])
     _check_restore(project, branch, body)
     source = fake.synced_branch(project, body["source_branch_id"])
-    fake.synced_branch(project, branch.id)
     operations, parent_id = [], source.id
     if body.get("preserve_under_name"):
         preserved = _preserve(fake, project, branch, body["preserve_under_name"])

@@ -143,3 +143,13 @@ def test_current_user_organizations_and_auth(neon_api: NeonApi, client: httpx.Cl
     assert client.get("/auth").json() == {"account_id": me["id"], "auth_method": "api_key_user"}
     neon_api.configure(plan="free")
     assert client.get("/users/me").json()["branches_limit"] == 10
+
+
+def test_restore_of_a_suspended_branch_starts_it(neon_api: NeonApi, client: httpx.Client, project: dict) -> None:
+    p, dev, endpoint = project["id"], project["dev"], project["endpoint"]
+    dev_uri = _uri(client, p, dev)
+    _add(dev_uri, "dev")
+    _post(client, p, f"/endpoints/{endpoint}/suspend")
+    _post(client, p, f"/branches/{dev}/restore", {"source_branch_id": project["main"]})
+    assert client.get(f"/projects/{p}/endpoints/{endpoint}").json()["endpoint"]["current_state"] == "active"
+    assert _notes(dev_uri) == ["main"]
