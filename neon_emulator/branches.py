@@ -1,4 +1,4 @@
-"""Branches: create (with inline endpoints), get, list, update, delete.
+"""Branches: create (with inline endpoints), get, list, update, delete, restore, set as default.
 
 Each branch owns one real cluster; a child starts as a physical copy of its parent's (data, roles,
 passwords). `init_source: schema-only` empties the user tables; children of a protected branch get
@@ -6,6 +6,14 @@ a new password for every role that has one (changed in the cluster too). `parent
 `parent_timestamp` are recorded, but the copy is always of the parent's current state. Names are
 unique within a project. The default branch, a branch with children and a protected branch
 cannot be deleted.
+
+Restore (`POST .../restore`) replaces a branch's cluster with a copy of the source branch's (its
+head: the emulator keeps no history, so `source_lsn`, `source_timestamp` and a restore onto itself
+answer 501); host and port stay, so the branch's URIs still connect, to the source's data, roles
+and passwords. With `preserve_under_name` the old state is first copied to a new branch of that
+name, which takes over the branch's children (required when it has any) and becomes the
+restored branch's parent; without it the parent is the source. `set_as_default` makes
+a branch the project's default.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from neon_emulator import network
 from neon_emulator.connections import connection_details
-from neon_emulator.endpoints import new_endpoint
+from neon_emulator.endpoints import mark_active, new_endpoint
 from neon_emulator.limits import check_branch_count, check_compute_size, check_protected, check_unprotected
 from neon_emulator.operations import schedule
 from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, new_password, now
@@ -196,10 +204,80 @@ def delete_branch(fake: NeonFake, params, query, body):
     return 200, {"branch": branch.info, "operations": operations}
 
 
+def _copy_catalog(fake: NeonFake, target: BranchState, source: BranchState) -> None:
+    """`target`'s roles, passwords and databases are `source`'s (its cluster was just copied from source's)."""
+    target.roles = {name: dict(role, branch_id=target.id) for name, role in source.roles.items()}
+    target.passwords = dict(source.passwords)
+    target.databases = {
+        name: dict(database, branch_id=target.id, id=next(fake.database_ids))
+        for name, database in source.databases.items()
+    }
+
+
+def _check_restore(project: ProjectState, branch: BranchState, request: dict[str, Any]) -> None:
+    """Refuse a restore before anything changes."""
+    check_unprotected(branch.info, "reset or restore it")
+    for key in ("source_lsn", "source_timestamp"):
+        if key in request:
+            raise ApiError(501, f"restore to a point in time ({key}) is not emulated: the emulator keeps no history")
+    if request["source_branch_id"] == branch.id:
+        raise ApiError(501, "restoring a branch onto its own past is not emulated: the emulator keeps no history")
+    has_children = any(b.info.get("parent_id") == branch.id for b in project.branches.values())
+    if has_children and not request.get("preserve_under_name"):
+        raise ApiError(400, f"branch {branch.id} has child branches: preserve_under_name is required")
+    if request.get("preserve_under_name"):
+        _check_name(project, request["preserve_under_name"])
+
+
+def _preserve(fake: NeonFake, project: ProjectState, branch: BranchState, name: str) -> BranchState:
+    """A new branch `name` holding a copy of `branch` as it is now; it takes over the branch's children."""
+    fake.synced_branch(project, branch.id)  # running, its catalog up to date
+    parent = project.branches.get(branch.info.get("parent_id", ""))
+    preserved = BranchState(branch_info(project, name, parent, "parent-data"), fake.computes.branch(branch.compute))
+    _copy_catalog(fake, preserved, branch)
+    for child in project.branches.values():
+        if child.info.get("parent_id") == branch.id:
+            child.info["parent_id"] = preserved.id
+    project.branches[preserved.id] = preserved
+    return preserved
+
+
+def restore_branch(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    branch = project.branch(params["branch_id"])
+    _check_restore(project, branch, body)
+    source = fake.synced_branch(project, body["source_branch_id"])
+    operations, parent_id = [], source.id
+    if body.get("preserve_under_name"):
+        preserved = _preserve(fake, project, branch, body["preserve_under_name"])
+        operations.append(schedule(fake, project, "create_branch", preserved.id))
+        parent_id = preserved.id  # as on Neon (neonctl shows the parent as the backup branch)
+    branch.compute.replace_data(source.compute)
+    _copy_catalog(fake, branch, source)
+    stamp = now()
+    branch.info.update(parent_id=parent_id, parent_timestamp=stamp, last_reset_at=stamp, updated_at=stamp)
+    operations.append(schedule(fake, project, "create_timeline", branch.id))
+    for endpoint in project.branch_endpoints(branch.id):
+        mark_active(endpoint)
+        operations.append(schedule(fake, project, "start_compute", branch.id, endpoint["id"]))
+    return 200, {"branch": branch.info, "operations": operations}
+
+
+def set_default_branch(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    branch = project.branch(params["branch_id"])
+    for other in project.branches.values():
+        other.info["default"] = other.info["primary"] = other is branch
+    branch.info["updated_at"] = now()
+    return 200, {"branch": branch.info, "operations": []}
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/projects/{project_id}/branches"): list_branches,
     ("POST", "/projects/{project_id}/branches"): create_branch,
     ("GET", "/projects/{project_id}/branches/{branch_id}"): get_branch,
     ("PATCH", "/projects/{project_id}/branches/{branch_id}"): update_branch,
     ("DELETE", "/projects/{project_id}/branches/{branch_id}"): delete_branch,
+    ("POST", "/projects/{project_id}/branches/{branch_id}/restore"): restore_branch,
+    ("POST", "/projects/{project_id}/branches/{branch_id}/set_as_default"): set_default_branch,
 }

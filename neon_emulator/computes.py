@@ -30,8 +30,11 @@ from neon_emulator.servers import (
     PostgresTemplate,
     clone_postgres,
     make_postgres_template,
+    replace_postgres_data,
     start_pgbouncer,
+    start_postgres_again,
     start_postgres_from_template,
+    stop_postgres,
 )
 
 NEON_SUPERUSER = "neon_superuser"
@@ -43,6 +46,7 @@ class Compute:
     pgbouncer: PgBouncer
     standbys: dict[str, Compute] = field(default_factory=dict)
     """Read-only endpoint id -> its hot standby of this cluster."""
+    running: bool = True  # False while suspended: nothing answers on the direct host
 
     @property
     def host(self) -> str:
@@ -139,6 +143,31 @@ class Compute:
             self.stop_standby(endpoint_id)
         self.pgbouncer.stop()
         self.postgres.stop()
+
+    def suspend(self) -> None:
+        """Stop the server, keeping its data (Neon's suspended compute); connections are closed."""
+        if self.running:
+            stop_postgres(self.postgres)
+            self.running = False
+
+    def resume(self) -> None:
+        """Start a suspended server again on its port: the branch's URIs connect again."""
+        if not self.running:
+            start_postgres_again(self.postgres)
+            self.running = True
+
+    def restart(self) -> None:
+        self.suspend()
+        self.resume()
+
+    def replace_data(self, source: Compute) -> None:
+        """This cluster's data, roles and passwords become a copy of `source`'s; host and port stay,
+        and so do those of its standbys, which stream from the new data."""
+        replace_postgres_data(self.postgres, source.postgres)
+        self.running = True
+        for standby in self.standbys.values():
+            replace_postgres_data(standby.postgres, self.postgres, standby=True)
+            standby.running = True
 
 
 class ComputeFactory:

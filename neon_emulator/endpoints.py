@@ -1,9 +1,15 @@
-"""Endpoints: create, get, list (project, branch), update, delete.
+"""Endpoints: create, get, list (project, branch), update, delete; start, suspend, restart.
 
 A branch has at most one read_write endpoint, which answers on the branch's cluster (its `host` is
 the cluster's direct host); a read_only endpoint answers on a hot standby of that cluster
 (`neon_emulator.computes`). An endpoint cannot move to another branch, and the computes of a
 protected branch cannot be deleted.
+
+Suspend makes the endpoint `idle` and stops the server it answers on (connections are closed and
+refused); start (or restart) brings it back on the same host and port. There is no
+wake-on-connect: a suspended read_write endpoint's URIs connect again after start, or after any
+API call that reads or changes the branch's roles or databases, since those need the server
+(`NeonFake.synced_branch`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from neon_emulator.operations import schedule
 from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, now
 
 if TYPE_CHECKING:
+    from neon_emulator.computes import Compute
     from neon_emulator.fake import Handler, NeonFake
 
 # What PATCH may change.
@@ -133,6 +140,51 @@ def delete_endpoint(fake: NeonFake, params, query, body):
     return 200, {"endpoint": endpoint, "operations": operations}
 
 
+def mark_active(endpoint: dict[str, Any]) -> None:
+    """The endpoint's fields once its compute runs."""
+    stamp = now()
+    endpoint.update(current_state="active", started_at=stamp, updated_at=stamp)
+    endpoint.pop("suspended_at", None)
+
+
+def endpoint_compute(project: ProjectState, endpoint: dict[str, Any]) -> Compute:
+    """The server an endpoint answers on: its branch's cluster, or the hot standby of a read_only one."""
+    compute = project.branch(endpoint["branch_id"]).compute
+    return compute.standbys.get(endpoint["id"], compute)
+
+
+def start_endpoint(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    endpoint = project.endpoint(params["endpoint_id"])
+    endpoint_compute(project, endpoint).resume()
+    mark_active(endpoint)
+    operations = [schedule(fake, project, "start_compute", endpoint["branch_id"], endpoint["id"])]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
+def suspend_endpoint(fake: NeonFake, params, query, body):
+    project = fake.project(params)
+    endpoint = project.endpoint(params["endpoint_id"])
+    stamp = now()
+    endpoint.update(current_state="idle", suspended_at=stamp, last_active=stamp, updated_at=stamp)
+    endpoint_compute(project, endpoint).suspend()
+    operations = [schedule(fake, project, "suspend_compute", endpoint["branch_id"], endpoint["id"])]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
+def restart_endpoint(fake: NeonFake, params, query, body):
+    """Stop and start the endpoint's server (every connection to it is closed); it is active after."""
+    project = fake.project(params)
+    endpoint = project.endpoint(params["endpoint_id"])
+    endpoint_compute(project, endpoint).restart()
+    mark_active(endpoint)
+    operations = [
+        schedule(fake, project, action, endpoint["branch_id"], endpoint["id"])
+        for action in ("suspend_compute", "start_compute")
+    ]
+    return 200, {"endpoint": endpoint, "operations": operations}
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/projects/{project_id}/endpoints"): list_endpoints,
     ("POST", "/projects/{project_id}/endpoints"): create_endpoint,
@@ -140,4 +192,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("PATCH", "/projects/{project_id}/endpoints/{endpoint_id}"): update_endpoint,
     ("DELETE", "/projects/{project_id}/endpoints/{endpoint_id}"): delete_endpoint,
     ("GET", "/projects/{project_id}/branches/{branch_id}/endpoints"): list_branch_endpoints,
+    ("POST", "/projects/{project_id}/endpoints/{endpoint_id}/start"): start_endpoint,
+    ("POST", "/projects/{project_id}/endpoints/{endpoint_id}/suspend"): suspend_endpoint,
+    ("POST", "/projects/{project_id}/endpoints/{endpoint_id}/restart"): restart_endpoint,
 }

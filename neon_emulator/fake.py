@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from neon_emulator import branches, connections, databases, endpoints, operations, projects, roles
+from neon_emulator import branches, connections, databases, endpoints, operations, projects, roles, users
 from neon_emulator.computes import ComputeFactory
 from neon_emulator.faults import Faults
 from neon_emulator.spec import SpecValidator
@@ -64,7 +64,7 @@ def checked_operation_seconds(seconds: float) -> float:
 Handler = Callable[["NeonFake", dict[str, str], dict[str, list[str]], dict[str, Any]], tuple[int, Any]]
 ROUTES: dict[tuple[str, str], Handler] = {
     route: handler
-    for module in (projects, connections, operations, branches, endpoints, roles, databases)
+    for module in (projects, connections, operations, branches, endpoints, roles, databases, users)
     for route, handler in module.ROUTES.items()
 }
 
@@ -183,8 +183,14 @@ class NeonFake:
 
         As on Neon, roles and databases created or dropped with SQL show up in (or vanish from)
         the API. Passwords of roles made with SQL are unknown to the fake (reveal_password: 404).
+        A suspended compute is started first: the catalog lives in its server.
         """
         branch = project.branch(branch_id)
+        if not branch.compute.running:
+            branch.compute.resume()
+            for endpoint in project.branch_endpoints(branch.id):
+                if endpoints.endpoint_compute(project, endpoint) is branch.compute:
+                    endpoints.mark_active(endpoint)
         role_names, database_owners = branch.compute.catalog()
         for name in role_names - branch.roles.keys():
             branch.roles[name] = roles.role_info(branch, name)

@@ -19,6 +19,7 @@ from neon_emulator.limits import check_compute_size, check_history, check_networ
 from neon_emulator.operations import schedule
 from neon_emulator.roles import RESERVED_ROLES, role_info
 from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, new_password, now
+from neon_emulator.users import USER_ID
 
 if TYPE_CHECKING:
     from neon_emulator.fake import Handler, NeonFake
@@ -127,7 +128,7 @@ def _project_info(spec: dict[str, Any], region: str) -> dict[str, Any]:
         "written_data_bytes": 0,
         "data_transfer_bytes": 0,
         "data_storage_bytes_hour": 0,
-        "owner_id": "local-emulator-user",
+        "owner_id": USER_ID,
     }
     if "org_id" in spec:
         info["org_id"] = spec["org_id"]

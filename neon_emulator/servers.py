@@ -286,14 +286,7 @@ def clone_postgres(source: PostgresServer, base: Path | None = None, standby: bo
         os.chown(directory, *ids)
     data = directory / "data"
     try:
-        _run(
-            [
-                str(source.pg_bin / "pg_basebackup"), "-D", str(data), "-h", source.host, "-p", str(source.port),
-                "-U", SUPERUSER, "-X", "stream", "--checkpoint=fast", "--no-sync", "--no-password",
-                *(["--write-recovery-conf"] if standby else []),
-            ],
-            env={**os.environ, "PGPASSWORD": source.password},
-        )
+        _base_backup(source, data, standby)
         cert, key = _copy_certificate(source.cert, source.key, directory)
         port = _start_cluster(source.pg_bin, directory, cert, key)
     except BaseException:
@@ -360,9 +353,9 @@ def _copy_certificate(cert: Path, key: Path, directory: Path) -> tuple[Path, Pat
     return copies
 
 
-def _start_cluster(pg_bin: Path, directory: Path, cert: Path, key: Path) -> int:
-    """Start the cluster in `directory/data` (TLS on, durability off) on a free port; return the port."""
-    port = free_port()
+def _start_cluster(pg_bin: Path, directory: Path, cert: Path, key: Path, port: int | None = None) -> int:
+    """Start the cluster in `directory/data` (TLS on, durability off) on `port` (default: a free one); return it."""
+    port = port or free_port()
     options = (
         f"-c listen_addresses={POSTGRES_ADDRESS} -c port={port} -c unix_socket_directories={directory} "
         f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key} "
@@ -371,3 +364,42 @@ def _start_cluster(pg_bin: Path, directory: Path, cert: Path, key: Path) -> int:
     pg_ctl = str(pg_bin / "pg_ctl")
     _run([pg_ctl, "-D", str(directory / "data"), "-l", str(directory / "log"), "-o", options, "-w", "start"])
     return port
+
+
+def stop_postgres(server: PostgresServer) -> None:
+    """Stop the server (its connections are closed), keeping its files for `start_postgres_again`."""
+    _run([str(server.pg_bin / "pg_ctl"), "-D", str(server.directory / "data"), "-m", "fast", "-w", "stop"])
+
+
+def start_postgres_again(server: PostgresServer) -> None:
+    """Start a server stopped by `stop_postgres` on its port, so URIs naming it connect again."""
+    _start_cluster(server.pg_bin, server.directory, server.cert, server.key, server.port)
+
+
+def replace_postgres_data(target: PostgresServer, source: PostgresServer, standby: bool = False) -> None:
+    """`target` restarted on its port with a physical copy (pg_basebackup) of `source`'s data.
+
+    The local stand-in for restoring a Neon branch from another: data, roles and passwords become
+    the source's, while the host and port stay, so URIs naming `target` still connect. The superuser
+    password becomes the source's (within one emulator every cluster has the same). With `standby`,
+    `target` becomes a hot standby of `source` again (a read replica of a restored branch).
+    """
+    if (target.directory / "data" / "postmaster.pid").exists():
+        stop_postgres(target)
+    shutil.rmtree(target.directory / "data")
+    _base_backup(source, target.directory / "data", standby)
+    target.password = source.password
+    start_postgres_again(target)
+
+
+def _base_backup(source: PostgresServer, data: Path, standby: bool = False) -> None:
+    """A physical copy of the running `source` cluster in the new directory `data`; with `standby`,
+    configured to keep streaming from `source` as a hot standby."""
+    _run(
+        [
+            str(source.pg_bin / "pg_basebackup"), "-D", str(data), "-h", source.host, "-p", str(source.port),
+            "-U", SUPERUSER, "-X", "stream", "--checkpoint=fast", "--no-sync", "--no-password",
+            *(["--write-recovery-conf"] if standby else []),
+        ],
+        env={**os.environ, "PGPASSWORD": source.password},
+    )
