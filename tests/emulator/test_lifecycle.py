@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import psycopg
 import pytest
@@ -93,26 +95,47 @@ def test_set_as_default(neon_api: NeonApi, client: httpx.Client, project: dict) 
     assert client.delete(f"/projects/{p}/branches/{dev}").status_code == 400
 
 
-def test_suspend_stops_the_server_and_start_brings_it_back(
+def _replica(client: httpx.Client, project_id: str, branch_id: str) -> dict:
+    """A read_only endpoint of the branch, started."""
+    body = {"endpoint": {"branch_id": branch_id, "type": "read_only"}}
+    created = client.post(f"/projects/{project_id}/endpoints", json=body)
+    assert created.status_code == 201, created.text
+    wait(client, project_id, created.json()["operations"])
+    return created.json()["endpoint"]
+
+
+def _on_host(uri: str, host: str) -> str:
+    """`uri` with its host and port replaced by the endpoint host `host` (`127.0.0.1:<port>`)."""
+    info = psycopg.conninfo.conninfo_to_dict(uri)
+    name, port = host.rsplit(":", 1)
+    return psycopg.conninfo.make_conninfo(**{**info, "host": name, "port": port})
+
+
+def test_suspend_stops_the_endpoints_own_server_and_start_brings_it_back(
     neon_api: NeonApi, client: httpx.Client, project: dict
 ) -> None:
     p, dev, endpoint = project["id"], project["dev"], project["endpoint"]
     dev_uri = _uri(client, p, dev)
-    replica = client.post(f"/projects/{p}/endpoints", json={"endpoint": {"branch_id": dev, "type": "read_only"}})
-    wait(client, p, replica.json()["operations"])
-    replica_id = replica.json()["endpoint"]["id"]
+    replica = _replica(client, p, dev)
+    replica_uri = _on_host(dev_uri, replica["host"])
 
     suspended = _post(client, p, f"/endpoints/{endpoint}/suspend")
     assert suspended["endpoint"]["current_state"] == "idle" and "suspended_at" in suspended["endpoint"]
     assert [op["action"] for op in suspended["operations"]] == ["suspend_compute"]
-    assert _notes(dev_uri) == ["main"]  # the other endpoint of the branch still runs the server
-    _post(client, p, f"/endpoints/{replica_id}/suspend")
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dev_uri, connect_timeout=5)
+    assert _notes(replica_uri) == ["main"]  # the read replica is a server of its own
+    _post(client, p, f"/endpoints/{replica['id']}/suspend")
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(replica_uri, connect_timeout=5)
 
     started = _post(client, p, f"/endpoints/{endpoint}/start")
     assert started["endpoint"]["current_state"] == "active" and "suspended_at" not in started["endpoint"]
     assert _notes(dev_uri) == ["main"]
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(replica_uri, connect_timeout=5)
+    _post(client, p, f"/endpoints/{replica['id']}/start")
+    assert _notes(replica_uri) == ["main"]
 
     with psycopg.connect(dev_uri) as conn:
         restarted = _post(client, p, f"/endpoints/{endpoint}/restart")
@@ -121,7 +144,32 @@ def test_suspend_stops_the_server_and_start_brings_it_back(
             conn.execute("SELECT 1")
     assert _notes(dev_uri) == ["main"]
     states = {e["id"]: e["current_state"] for e in client.get(f"/projects/{p}/endpoints").json()["endpoints"]}
-    assert states[endpoint] == states[replica_id] == "active"
+    assert states[endpoint] == states[replica["id"]] == "active"
+
+
+def test_a_restore_brings_the_branchs_read_replicas_along(
+    neon_api: NeonApi, client: httpx.Client, project: dict
+) -> None:
+    p, dev = project["id"], project["dev"]
+    dev_uri = _uri(client, p, dev)
+    _add(dev_uri, "dev")
+    replica = _replica(client, p, dev)
+    replica_uri = _on_host(dev_uri, replica["host"])
+    _post(client, p, f"/branches/{dev}/restore", {"source_branch_id": project["main"]})
+    assert _notes(replica_uri) == ["main"]  # same host and port, the restored data
+    _add(dev_uri, "after the restore")
+    deadline = time.monotonic() + 10
+    while _notes(replica_uri) != ["after the restore", "main"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # it streams from the restored branch again
+    assert _notes(replica_uri) == ["after the restore", "main"]
+
+
+def test_a_protected_branch_cannot_be_reset(neon_api: NeonApi, client: httpx.Client, project: dict) -> None:
+    p, dev = project["id"], project["dev"]
+    response = client.patch(f"/projects/{p}/branches/{dev}", json={"branch": {"protected": True}})
+    assert response.status_code == 200, response.text
+    refused = client.post(f"/projects/{p}/branches/{dev}/restore", json={"source_branch_id": project["main"]})
+    assert refused.status_code == 400 and "protected" in refused.json()["message"]
 
 
 def test_calls_that_need_the_server_start_a_suspended_compute(

@@ -126,9 +126,11 @@ def test_a_protected_branch_and_its_computes_cannot_be_deleted(client):
     assert child.status_code == 201, child.text
     child_id = child.json()["branch"]["id"]
     wait(client, project_id, child.json()["operations"])
-    endpoint = client.post(
+    created = client.post(
         f"/projects/{project_id}/endpoints", json={"endpoint": {"branch_id": child_id, "type": "read_write"}}
-    ).json()["endpoint"]
+    ).json()
+    endpoint = created["endpoint"]
+    wait(client, project_id, created["operations"])  # else the refusals could be 423 (an operation runs)
 
     branch_delete = client.delete(f"/projects/{project_id}/branches/{child_id}")
     endpoint_delete = client.delete(f"/projects/{project_id}/endpoints/{endpoint['id']}")
