@@ -153,14 +153,15 @@ def app_kubernetes_args(
     )
 
 
-def declared_objects(neon_app: NeonApp, password: str) -> tuple[dict, dict]:
+def declared_objects(neon_app: NeonApp, password: str, login_role: str | None = None) -> tuple[dict, dict]:
     """The Secret and the Dapr Component that AppKubernetes declares for this app (captured under mocks),
-    as the Kubernetes provider receives them and render mode writes them."""
+    as the Kubernetes provider receives them and render mode writes them; the Secret logs in as
+    `login_role` (default: the app role)."""
     host = pooled_host(neon_app.direct_host)
 
     def program() -> None:
         credentials = pulumi.Output.secret(password).apply(
-            lambda p: Credentials(neon_app.app_role, p, host, neon_app.database)
+            lambda p: Credentials(login_role or neon_app.app_role, p, host, neon_app.database)
         )
         provider = kubernetes_provider("k8s", render_directory="rendered")
         AppKubernetes(neon_app.app, app_kubernetes_args(neon_app.app, credentials, provider))
