@@ -92,8 +92,8 @@ class AppRoleProvider(ResourceProvider):
         if c.failures or not c.known("role_name"):
             return c.result()
         role = c.inputs["role_name"]
-        if len(role.encode()) > PG_MAX_IDENTIFIER_BYTES - role_names.LONGEST_SUFFIX:
-            limit = PG_MAX_IDENTIFIER_BYTES - role_names.LONGEST_SUFFIX
+        limit = PG_MAX_IDENTIFIER_BYTES - role_names.LONGEST_SUFFIX
+        if len(role.encode()) > limit:
             c.fail("role_name", f"is longer than {limit} bytes: the alternate and group roles are named after it")
         c.inputs.update({key: name(role) for key, name in DERIVED_ROLES.items()})
         if c.known("owner_role") and c.inputs["owner_role"] in (role, *(c.inputs[key] for key in DERIVED_ROLES)):
