@@ -141,13 +141,13 @@ def up() -> None:
 
 
 def report(pulumi: Pulumi) -> None:
-    """Per app, each table and its row count, read as the app role through the pooler."""
+    """Per app, each table and its row count, read as its active login role through the pooler."""
     outputs = json.loads(pulumi.capture("stack", "output", "--stack", STACK, "--json", "--show-secrets"))
     print(f"\nStack {STACK}: project {outputs['projectId']}, branch {outputs['primaryBranchId']}")
     for app, facts in outputs["apps"].items():
         url = outputs["appDatabaseUrls"][app]
         with psycopg.connect(url, prepare_threshold=None) as conn:
-            user = conn.execute("SELECT current_user").fetchone()[0]
+            user = conn.execute("SELECT session_user").fetchone()[0]
             tls = "TLS" if conn.pgconn.ssl_in_use else "no TLS"
             print(f"\n{app}: database {facts['database']} as {user} through the pooler {conn.info.host} ({tls}), "
                   f"migrations up to {facts['latestMigration']}, Secret {facts['namespace']}/{facts['secretName']}")

@@ -1,22 +1,34 @@
-"""The application's own PostgreSQL role: least privilege, a generated password, Dapr's own schema.
+"""The application's own PostgreSQL roles: least privilege, generated passwords, Dapr's own schema.
 
-The role is made with SQL over the DIRECT connection as the database owner, never through
-Neon's API (roles made there join `neon_superuser`). One transaction "ensures" it, so create,
-update and adoption share one path and a failure leaves nothing half done:
+Each application has two login roles that alternate, the app role (`role_name`, `<app>_app`) and
+its alternate (`<app>_app_b`), both members of one NOLOGIN group role (`<app>_app_g`) that
+holds every grant and owns Dapr's tables, so switching from one login role to the other loses no
+access. A rotation sets a new password on the login role not in use and makes it the active one
+(`login_role`, the one the Secret carries); the previous one keeps its password until the next
+rotation, so clients still holding it keep working in the meantime.
 
-- the role exists with LOGIN, NOCREATEDB, NOCREATEROLE and the password of this stack
-  (CREATE ROLE, or ALTER ROLE when it already exists: an adopted role, or a Neon branch that
-  copied it from its parent with the parent's password or a new one);
-- it may CONNECT to its database, and PUBLIC may not (so no other application's role can);
+The roles are made with SQL over the DIRECT connection as the database owner, never through
+Neon's API (roles made there join `neon_superuser`). One transaction "ensures" them, so create,
+update, adoption and the move from the single-role layout share one path and a failure leaves
+nothing half done:
+
+- the group exists with NOLOGIN; both login roles exist with LOGIN, NOCREATEDB, NOCREATEROLE,
+  are members of the group and start every session as the group (`ALTER ROLE ... SET role`), so
+  what Dapr creates belongs to the group; none of the three is in an administrative role;
+- the active login role has the password of this stack; a login role just made gets a random
+  password nobody keeps (a Neon branch copies roles with its parent's passwords);
+- the group may CONNECT to its database, and PUBLIC may not (so no other application's role can);
 - nobody but the owner may CREATE in `public` (PostgreSQL 15 already revokes it);
-- it may use the application schema and read/write every table and sequence there, including
-  tables that later migrations of the owner add (ALTER DEFAULT PRIVILEGES);
-- it may create objects in the Dapr schema (owned by the owner role), where Dapr's
-  state.postgresql v2 keeps its metadata and state tables, out of reach of the app's tables.
+- the group may use the application schema and read/write every table and sequence there,
+  including tables that later migrations of the owner add (ALTER DEFAULT PRIVILEGES);
+- the group may create objects in the Dapr schema (owned by the owner role), where Dapr's
+  state.postgresql v2 keeps its metadata and state tables, out of reach of the app's tables;
+- the login roles own nothing and hold no privilege of their own: what they own (Dapr's tables
+  of the single-role layout) goes to the group, and their own grants are dropped.
 
-Deleting the resource hands what the role owns (Dapr's state tables) to the owner role, so the
-state survives, then removes the role's privileges and the role itself. A role ensured later in
-that database (a replacement) takes those tables back, so Dapr finds its state and can migrate it.
+Deleting the resource hands what the roles own (Dapr's state tables) to the owner role, so the
+state survives, then removes the roles' privileges and the roles themselves. Roles ensured later
+in that database (a replacement) take those tables back, so Dapr finds its state and can migrate it.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from components.access import dapr
+from components.access import dapr, role_names
 from components.defaults import (
     APP_SCHEMA,
     PASSWORD_VERSION,
@@ -46,7 +58,10 @@ from components.redaction import URI_PREFIXES, ConninfoError, parse_conninfo
 
 IDENTIFIER_FIELDS = ("role_name", "database", "owner_role", "app_schema", "dapr_schema")
 REPLACE_FIELDS = ("role_name", "database")
-UPDATE_FIELDS = ("owner_role", "app_schema", "dapr_schema", "password_version", "admin_url")
+# Named by check() after role_name; a state without them is of the single-role layout, which an update moves.
+DERIVED_ROLES = {"alternate_role": role_names.alternate_role, "group_role": role_names.group_role}
+UPDATE_FIELDS = ("alternate_role", "group_role", "owner_role", "app_schema", "dapr_schema", "password_version",
+                 "admin_url")  # fmt: skip
 _IDENTIFIER = re.compile(rf"[a-z_][a-z0-9_]{{0,{PG_MAX_IDENTIFIER_BYTES - 1}}}")
 # Roles whose membership would defeat least privilege (Neon puts API-made roles in the first).
 FORBIDDEN_MEMBERSHIPS = ("neon_superuser", "pg_read_all_data", "pg_write_all_data")
@@ -74,8 +89,15 @@ class AppRoleProvider(ResourceProvider):
             c.rule(key, _identifier_problem)
         c.integer("password_version", 1, PASSWORD_VERSION_MAX)
         c.rule("admin_url", _url_problem)
-        if not c.failures and c.inputs["role_name"] == c.inputs["owner_role"]:
-            c.fail("role_name", "must differ from owner_role")
+        if c.failures or not c.known("role_name"):
+            return c.result()
+        role = c.inputs["role_name"]
+        limit = PG_MAX_IDENTIFIER_BYTES - role_names.LONGEST_SUFFIX
+        if len(role.encode()) > limit:
+            c.fail("role_name", f"is longer than {limit} bytes: the alternate and group roles are named after it")
+        c.inputs.update({key: name(role) for key, name in DERIVED_ROLES.items()})
+        if c.known("owner_role") and c.inputs["owner_role"] in (role, *(c.inputs[key] for key in DERIVED_ROLES)):
+            c.fail("role_name", "must differ from owner_role, and so must the roles named after it")
         return c.result()
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -84,26 +106,33 @@ class AppRoleProvider(ResourceProvider):
         return diff_from_state(olds, news, REPLACE_FIELDS, UPDATE_FIELDS, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        """The app role is the active login role; the alternate gets a password nobody keeps."""
         password = new_password()
-        _ensure(props, password)
-        return CreateResult(props["role_name"], _outputs(props, password))
+        _ensure(props, {props["role_name"]: password, props["alternate_role"]: new_password()})
+        return CreateResult(props["role_name"], _outputs(props, props["role_name"], password))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        rotate = differs(olds.get("password_version"), news.get("password_version"))
-        password = new_password() if rotate or not olds.get("password") else olds["password"]
-        _ensure(news, password)
-        return UpdateResult(_outputs(news, password))
+        """A rotation gives the standby login role a new password and makes it the active one; the
+        previous one keeps its password. Otherwise only the active role's password is set (again)."""
+        active = _active_role(olds)
+        if differs(olds.get("password_version"), news.get("password_version")):
+            active, password = _standby_role(news, active), new_password()
+        else:
+            password = olds.get("password") or new_password()
+        _ensure(news, {active: password})
+        return UpdateResult(_outputs(news, active, password))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh: the role is still there (state unchanged) or gone (empty id); nothing new is read."""
         try:
             with _connection(props) as conn:
-                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (props["role_name"],)).fetchone()
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (_active_role(props),)).fetchone()
         except DatabaseGone:
             exists = None
         if not exists:
             return ReadResult("", {})
-        inputs = {k: props[k] for k in (*IDENTIFIER_FIELDS, "password_version", "admin_url") if k in props}
+        keys = (*IDENTIFIER_FIELDS, *DERIVED_ROLES, "password_version", "admin_url")
+        inputs = {k: props[k] for k in keys if k in props}
         return ReadResult(id_, props, inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -114,8 +143,21 @@ class AppRoleProvider(ResourceProvider):
             return
 
 
-def _outputs(props: dict[str, Any], password: str) -> dict[str, Any]:
-    return {**plain_inputs(props), "password": password}
+def _outputs(props: dict[str, Any], login_role: str, password: str) -> dict[str, Any]:
+    return {**plain_inputs(props), "login_role": login_role, "password": password}
+
+
+def _active_role(state: dict[str, Any]) -> str:
+    """The login role the Secret carries; a state of the single-role layout had only the app role."""
+    return state.get("login_role") or state["role_name"]
+
+
+def _standby_role(props: dict[str, Any], active: str) -> str:
+    return props["alternate_role"] if active == props["role_name"] else props["role_name"]
+
+
+def _login_roles(props: dict[str, Any]) -> tuple[str, str]:
+    return props["role_name"], props["alternate_role"]
 
 
 def _identifier_problem(value: Any) -> str | None:
@@ -157,14 +199,33 @@ def _connection(props: dict[str, Any], *secrets_to_hide: str) -> Iterator[psycop
         raise AppRoleError(target.scrub(message, *secrets_to_hide)) from None
 
 
-def _ensure(props: dict[str, Any], password: str) -> None:
-    role = props["role_name"]
-    with _connection(props, password) as conn:
-        _ensure_role(conn, role, password)
+_LOGIN = sql.SQL("LOGIN NOCREATEDB NOCREATEROLE INHERIT")
+_GROUP = sql.SQL("NOLOGIN NOCREATEDB NOCREATEROLE PASSWORD NULL")  # a branch's copy may carry one
+
+
+def _ensure(props: dict[str, Any], passwords: dict[str, str]) -> None:
+    """Ensure the three roles and their grants; `passwords` are set on the login roles they name, and
+    the other login role keeps its own (a login role just made gets one nobody keeps)."""
+    group, spare = props["group_role"], new_password()
+    with _connection(props, *passwords.values(), spare) as conn:
+        _ensure_role(conn, group, _GROUP, None)
+        for login in _login_roles(props):
+            password = passwords.get(login) or (None if _role_exists(conn, login) else spare)
+            _ensure_role(conn, login, _LOGIN, password)
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
+            # Every session starts as the group, so what Dapr creates belongs to the group, not to
+            # the login role of the day (RESET ROLE returns to it too; only SET ROLE NONE leaves it).
+            conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(sql.Identifier(login), sql.Literal(group)))
         _grant(conn, props)
+        _hand_to_group(conn, props)
 
 
-def _ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
+def _role_exists(conn: psycopg.Connection, role: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+
+
+def _ensure_role(conn: psycopg.Connection, role: str, attributes: sql.Composable, password: str | None) -> None:
+    """Create or alter `role` to `attributes` (and `password`, if one), out of every administrative role."""
     found = conn.execute(
         "SELECT rolsuper, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = %s", (role,)
     ).fetchone()
@@ -174,11 +235,10 @@ def _ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
             "remove: drop or alter it as an administrator first"
         )
     verb = "ALTER" if found else "CREATE"
-    conn.execute(
-        sql.SQL("{} ROLE {} WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT PASSWORD {}").format(
-            sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
-        )
-    )
+    statement = sql.SQL("{} ROLE {} WITH {}").format(sql.SQL(verb), sql.Identifier(role), attributes)
+    if password is not None:
+        statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))
+    conn.execute(statement)
     memberships = conn.execute(
         "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
         "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s AND g.rolname = ANY(%s)",
@@ -189,7 +249,7 @@ def _ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
 
 
 def _grant(conn: psycopg.Connection, props: dict[str, Any]) -> None:
-    role, owner = sql.Identifier(props["role_name"]), sql.Identifier(props["owner_role"])
+    role, owner = sql.Identifier(props["group_role"]), sql.Identifier(props["owner_role"])
     database = sql.Identifier(props["database"])
     app_schema, dapr_schema = sql.Identifier(props["app_schema"]), sql.Identifier(props["dapr_schema"])
     statements = [
@@ -216,39 +276,44 @@ def _grant(conn: psycopg.Connection, props: dict[str, Any]) -> None:
     ]
     for statement in statements:
         conn.execute(statement)
-    _adopt_dapr_tables(conn, props)
 
 
-def _adopt_dapr_tables(conn: psycopg.Connection, props: dict[str, Any]) -> None:
-    """Give the role the Dapr tables the owner holds (the metadata table made above, or what a
-    deleted predecessor left), so Dapr can use and migrate them."""
+def _hand_to_group(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    """Give the group the Dapr tables the owner holds (the metadata table made above, or what deleted
+    predecessors left) and everything the login roles own (Dapr's tables of the single-role layout),
+    so Dapr can use and migrate them as either login role; then drop the login roles' own privileges,
+    which the group holds."""
+    group, owner = sql.Identifier(props["group_role"]), sql.Identifier(props["owner_role"])
+    logins = sql.SQL(", ").join(sql.Identifier(role) for role in _login_roles(props))
     tables = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relowner = to_regrole(%s)",
         (props["dapr_schema"], props["owner_role"]),
     ).fetchall()
-    if not tables:
-        return
-    role, owner = sql.Identifier(props["role_name"]), sql.Identifier(props["owner_role"])
-    # ALTER ... OWNER TO needs the caller to hold the new owner's privileges, for this transaction only.
-    conn.execute(sql.SQL("GRANT {} TO {}").format(role, owner))
+    # ALTER ... OWNER TO, REASSIGN OWNED and DROP OWNED need the caller to hold the privileges of every
+    # role they name: the owner holds them for this transaction only.
+    conn.execute(sql.SQL("GRANT {}, {} TO {}").format(group, logins, owner))
     for (table,) in tables:
-        name = sql.Identifier(props["dapr_schema"], table)
-        conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(name, role))
-    conn.execute(sql.SQL("REVOKE {} FROM {}").format(role, owner))
+        conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(props["dapr_schema"], table), group))
+    conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(logins, group))
+    conn.execute(sql.SQL("DROP OWNED BY {}").format(logins))  # privileges and default privileges only now
+    conn.execute(sql.SQL("REVOKE {}, {} FROM {}").format(group, logins, owner))
 
 
 def _drop(conn: psycopg.Connection, props: dict[str, Any]) -> None:
-    """Keep what the role owns (Dapr's state) by handing it to the owner, then drop the role."""
-    name = props["role_name"]
-    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+    """Keep what the roles own (Dapr's state) by handing it to the owner, then drop the roles, the
+    group last (a state of the single-role layout names only the app role)."""
+    names = [props["role_name"], props.get("alternate_role"), props.get("group_role")]
+    present = [name for name in names if name and _role_exists(conn, name)]
+    if not present:
         return
-    role, owner = sql.Identifier(name), sql.Identifier(props["owner_role"])
-    # REASSIGN OWNED needs the caller to hold the privileges of both roles.
-    conn.execute(sql.SQL("GRANT {} TO {}").format(role, owner))
-    conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(role, owner))
-    conn.execute(sql.SQL("DROP OWNED BY {}").format(role))  # privileges and default privileges only now
-    conn.execute(sql.SQL("DROP ROLE {}").format(role))
+    roles, owner = sql.SQL(", ").join(sql.Identifier(name) for name in present), sql.Identifier(props["owner_role"])
+    # REASSIGN OWNED needs the caller to hold the privileges of every role named.
+    conn.execute(sql.SQL("GRANT {} TO {}").format(roles, owner))
+    conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(roles, owner))
+    conn.execute(sql.SQL("DROP OWNED BY {}").format(roles))  # privileges and default privileges only now
+    for name in present:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @dataclass
@@ -259,25 +324,30 @@ class AppRoleArgs:
     admin_url: pulumi.Input[str]
     """DIRECT URI of the app's database as its owner role (secret)."""
     role_name: pulumi.Input[str]
-    """The login role to ensure (a lowercase SQL identifier); a new name replaces the role."""
+    """The app role, first of the two login roles (a lowercase SQL identifier, 57 bytes at most: the
+    alternate and the group roles are named after it); a new name replaces the roles."""
     database: pulumi.Input[str]
-    """The one database the role may connect to; a new database replaces the role."""
+    """The one database the roles may connect to; a new database replaces the roles."""
     owner_role: pulumi.Input[str]
     """Owner role: creates the tables (default privileges are declared for it) and owns the Dapr schema."""
     app_schema: pulumi.Input[str] = APP_SCHEMA
-    """Schema of the application's tables, which the role may read and write."""
+    """Schema of the application's tables, which the roles may read and write."""
     dapr_schema: pulumi.Input[str] = dapr.SCHEMA
-    """The one schema the role may create in (Dapr's state and metadata tables)."""
+    """The one schema the roles may create in (Dapr's state and metadata tables)."""
     password_version: pulumi.Input[int] = PASSWORD_VERSION
-    """Change it to rotate the password in place (1 to 2147483647)."""
+    """Change it to rotate: the standby login role gets a new password and becomes the active one (1 to
+    2147483647)."""
 
 
 class AppRole(pulumi.dynamic.Resource, module="postgres", name="AppRole"):
-    """A least-privilege login role of one application (`pulumi-python:dynamic/postgres:AppRole`)."""
+    """The least-privilege roles of one application (`pulumi-python:dynamic/postgres:AppRole`): two
+    login roles that alternate on rotation and the group role they are members of."""
 
     role_name: pulumi.Output[str]
+    login_role: pulumi.Output[str]
+    """The active login role: the one whose password `password` is, and that the Secret carries."""
     password: pulumi.Output[str]
-    """Secret: the generated password (256 bits)."""
+    """Secret: the active login role's generated password (256 bits)."""
     dapr_schema: pulumi.Output[str]
 
     def __init__(self, name: str, args: AppRoleArgs, opts: pulumi.ResourceOptions | None = None):
@@ -289,6 +359,7 @@ class AppRole(pulumi.dynamic.Resource, module="postgres", name="AppRole"):
             "app_schema": args.app_schema,
             "dapr_schema": args.dapr_schema,
             "password_version": args.password_version,
+            "login_role": None,
             "password": None,
         }
         secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["password", "admin_url"])

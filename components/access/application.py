@@ -36,9 +36,9 @@ class ApplicationArgs:
     migration_statement_timeout: str
     """`statement_timeout` of every migration transaction (a PostgreSQL duration)."""
     app_role: pulumi.Input[str]
-    """Name of the least-privilege login role the application connects as."""
+    """Name of the app role, first of the two least-privilege login roles the application connects as."""
     password_version: pulumi.Input[int]
-    """Change it to rotate the app role's password in place."""
+    """Change it to rotate: the Secret moves to the other login role, with a new password."""
     channel_binding: bool
     """Whether the application's URI and PG* variables require channel binding."""
     kubernetes_objects: KubernetesObjectsArgs
@@ -62,7 +62,9 @@ class Application(pulumi.ComponentResource):
     latest_migration: pulumi.Output[str]
     tables: pulumi.Output[list[str]]
     app_database_url: pulumi.Output[str]
-    """Pooled URI as the application role (secret)."""
+    """Pooled URI as the active login role (secret)."""
+    login_role: pulumi.Output[str]
+    """The login role the Secret and `app_database_url` carry: the app role or its alternate."""
     owner_database_url: pulumi.Output[str]
     """Direct URI as the database owner (secret): for migrations and administration, never for applications."""
     app_read_only_database_url: pulumi.Output[str] | None
@@ -101,9 +103,9 @@ class Application(pulumi.ComponentResource):
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[schema])),
         )
         def app_login(host: pulumi.Output[str]) -> pulumi.Output[Credentials]:
-            """The app role on `host`, with the channel binding and connect timeout the application gets."""
+            """The active login role on `host`, with the channel binding and connect timeout the application gets."""
             return pulumi.Output.secret(
-                pulumi.Output.all(role.role_name, role.password, host, access.database).apply(
+                pulumi.Output.all(role.login_role, role.password, host, access.database).apply(
                     lambda parts: Credentials(
                         *parts, channel_binding=args.channel_binding, connect_timeout=args.connect_timeout_seconds
                     )
@@ -133,6 +135,7 @@ class Application(pulumi.ComponentResource):
         self.latest_migration = schema.latest_version
         self.tables = schema.tables
         self.app_database_url = pulumi.Output.secret(credentials.apply(Credentials.uri))
+        self.login_role = role.login_role
         self.owner_database_url = pulumi.Output.secret(access.direct_uri)
         self.app_read_only_database_url = (
             pulumi.Output.secret(read_only.apply(Credentials.uri)) if read_only is not None else None
@@ -145,6 +148,7 @@ class Application(pulumi.ComponentResource):
             "daprComponentName": self.dapr_component_name,
             "latestMigration": self.latest_migration,
             "tables": self.tables,
+            "loginRole": self.login_role,
         }
         self.register_outputs(
             {

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.access.role_names import alternate_role, group_role
 from components.defaults import (
     BRANCH_INIT_SOURCES,
     DAPR_SERVICE_SUFFIX,
@@ -306,7 +307,9 @@ def _derived_name_problem(app: AppSettings, namespace_overridden: bool) -> str |
     Every statement quotes these names (psycopg's sql.Identifier, Neon's API), so an SQL keyword is
     fine; the app role provider takes lowercase identifiers of 63 bytes at most, like these.
     """
-    for what, name in (("database", app.database), ("owner role", app.owner_role), ("app role", app.app_role)):
+    names = (("database", app.database), ("owner role", app.owner_role), ("app role", app.app_role),
+             ("alternate login role", alternate_role(app.app_role)), ("group role", group_role(app.app_role)))
+    for what, name in names:
         if len(name.encode()) > PG_MAX_IDENTIFIER_BYTES:
             return f"its {what} {shown(name)} would be longer than PostgreSQL's {PG_MAX_IDENTIFIER_BYTES} bytes"
     if any(role.startswith(PG_RESERVED_ROLE_PREFIX) for role in (app.owner_role, app.app_role)):

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from components.access.app_role import AppRoleProvider
 from components.access.kubernetes import AppKubernetes, AppKubernetesArgs, KubernetesObjectsArgs, kubernetes_provider
+from components.access.role_names import alternate_role, group_role
 from components.settings import DEFAULTS, PROJECT_ROOT, SCHEMA_ROOT
 from components.uri import Credentials, pooled_host, postgres_uri
 from neon_emulator.servers import PgBouncer, PostgresServer
@@ -46,9 +47,17 @@ class NeonApp:
     def owner_url(self) -> str:
         return postgres_uri(self.owner, self.owner_password, self.direct_host, self.database)
 
+    @property
+    def alternate_role(self) -> str:
+        return alternate_role(self.app_role)
+
+    @property
+    def group_role(self) -> str:
+        return group_role(self.app_role)
+
     def role_props(self, password_version: int = 1) -> dict:
         """Inputs of the AppRole provider for this application, as check() returns them."""
-        return {
+        news = {
             "admin_url": self.owner_url(),
             "role_name": self.app_role,
             "database": self.database,
@@ -57,10 +66,15 @@ class NeonApp:
             "dapr_schema": "dapr",
             "password_version": password_version,
         }
+        checked = AppRoleProvider().check({}, news)
+        assert not checked.failures, checked.failures
+        return checked.inputs
 
-    def app_url(self, password: str, *, pooled: bool = True) -> str:
+    def app_url(self, password: str, *, pooled: bool = True, role: str | None = None) -> str:
+        """The URI of `role` (default: the app role) with `password`, on the pooled or the direct host."""
         host = pooled_host(self.direct_host) if pooled else self.direct_host
-        return postgres_uri(self.app_role, password, host, self.database)
+        return postgres_uri(role or self.app_role, password, host, self.database)
+
 
 
 def apply_schema(app: str, url: str) -> None:
@@ -139,14 +153,15 @@ def app_kubernetes_args(
     )
 
 
-def declared_objects(neon_app: NeonApp, password: str) -> tuple[dict, dict]:
+def declared_objects(neon_app: NeonApp, password: str, login_role: str | None = None) -> tuple[dict, dict]:
     """The Secret and the Dapr Component that AppKubernetes declares for this app (captured under mocks),
-    as the Kubernetes provider receives them and render mode writes them."""
+    as the Kubernetes provider receives them and render mode writes them; the Secret logs in as
+    `login_role` (default: the app role)."""
     host = pooled_host(neon_app.direct_host)
 
     def program() -> None:
         credentials = pulumi.Output.secret(password).apply(
-            lambda p: Credentials(neon_app.app_role, p, host, neon_app.database)
+            lambda p: Credentials(login_role or neon_app.app_role, p, host, neon_app.database)
         )
         provider = kubernetes_provider("k8s", render_directory="rendered")
         AppKubernetes(neon_app.app, app_kubernetes_args(neon_app.app, credentials, provider))

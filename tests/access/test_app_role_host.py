@@ -45,16 +45,18 @@ def test_lifecycle_through_the_host(pgbouncer, make_neon_app) -> None:
         assert {k: v for k, v in rotated.items() if k != "password"} == {
             **{k: v for k, v in outs.items() if k != "password"},
             "password_version": 2,
+            "login_role": app.alternate_role,
         }
-        assert not logs_in(app.app_url(first_password))
-        assert logs_in(app.app_url(rotated["password"]))
+        assert logs_in(app.app_url(first_password))  # the previous login role works until the next rotation
+        assert logs_in(app.app_url(rotated["password"], role=app.alternate_role))
         assert host.diff(provider, role_id, rotated, rotated_inputs).changes is False
 
         read_id, read_outs, read_inputs = host.read(provider, role_id, rotated)
         assert read_id == role_id and read_outs == rotated and "password" not in read_inputs
 
         host.delete(provider, role_id, rotated)
-        assert not logs_in(app.app_url(rotated["password"], pooled=False))
+        assert not logs_in(app.app_url(first_password, pooled=False))
+        assert not logs_in(app.app_url(rotated["password"], pooled=False, role=app.alternate_role))
         assert host.read(provider, role_id, rotated)[0] == ""
 
         output = host.output() + "\n".join(host.engine_logs)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlsplit
 
 import dill
 import psycopg
 import pulumi
+import pytest
 
 from components.access.app_role import AppRole, AppRoleArgs, AppRoleProvider
 from components.access.kubernetes import AppKubernetes, kubernetes_provider
@@ -28,7 +30,7 @@ def program_for(neon_app, password_version: int):
             ),
         )
         host = pooled_host(neon_app.direct_host)
-        credentials = pulumi.Output.all(role.role_name, role.password).apply(
+        credentials = pulumi.Output.all(role.login_role, role.password).apply(
             lambda v: Credentials(v[0], v[1], host, neon_app.database)
         )
         provider = kubernetes_provider("k8s", render_directory="rendered")
@@ -66,8 +68,20 @@ def test_rotation_reaches_the_secret_in_the_same_up(make_neon_app, pgbouncer) ->
     assert [op for _, op in rotated.operations] == ["update"]
     new_url = secret_url(rotated)
     assert new_url != secret_url(first) and rotated.outputs["app_password"] in new_url
-    with psycopg.connect(new_url, prepare_threshold=None) as conn:
-        assert conn.execute("SELECT current_user").fetchone()[0] == neon_app.app_role
+    for url, login in ((new_url, neon_app.alternate_role), (secret_url(first), neon_app.app_role)):
+        with psycopg.connect(url, prepare_threshold=None) as conn:
+            users = conn.execute("SELECT session_user, current_user").fetchone()
+            assert users == (login, neon_app.group_role)
+
+    # The next rotation moves the Secret back to the app role, with a new password: the oldest fails.
+    again_rotated = run_program(program_for(neon_app, 3), config={}, run_providers=True, state=rotated.state)
+    assert [op for _, op in again_rotated.operations] == ["update"]
+    newest = secret_url(again_rotated)
+    assert urlsplit(newest).username == neon_app.app_role and newest != secret_url(first)
+    psycopg.connect(newest, prepare_threshold=None).close()
+    psycopg.connect(new_url, prepare_threshold=None).close()
+    with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+        psycopg.connect(secret_url(first), prepare_threshold=None)
 
 
 PICKLED_BEFORE_THE_MOVE = "gASVLgAAAAAAAACME2NvbXBvbmVudHMuYXBwX3JvbGWUjA9BcHBSb2xlUHJvdmlkZXKUk5QpgZQu"

@@ -115,7 +115,8 @@ def test_database_url_is_the_pooled_tls_uri(provisioned, pgbouncer) -> None:
         assert parts.query == "sslmode=require"
         with connect(app.database_url) as conn:
             assert conn.info.pgconn.ssl_in_use
-            assert conn.execute("SELECT current_user").fetchone()[0] == app.neon.app_role
+            users = conn.execute("SELECT session_user, current_user").fetchone()
+            assert users == (app.neon.app_role, app.neon.group_role)  # every session starts as the group
 
 
 @pytest.mark.parametrize("app", sorted(CRUD))

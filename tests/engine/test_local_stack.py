@@ -93,7 +93,7 @@ def test_fresh_up_then_nothing_to_do(local_stack: PulumiCli, neon_api: NeonApi, 
         assert url == outputs["appDatabaseUrls"][app]
         assert "127.0.0.2:" in url and "sslmode=require" in url
         with psycopg.connect(url, prepare_threshold=None, connect_timeout=10) as conn:
-            assert conn.execute("SELECT current_user").fetchone()[0] == f"{app}_app"
+            assert conn.execute("SELECT session_user").fetchone()[0] == f"{app}_app"
 
     # Nothing changed: the preview says so, and a second up makes no change, no Neon write, no SQL.
     local_stack.preview("local", "--expect-no-changes")

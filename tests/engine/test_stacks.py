@@ -73,12 +73,12 @@ def test_branch_mode_owns_one_branch_of_the_parent_stack(
         assert branch["appDatabaseUrls"][app] != parent["appDatabaseUrls"][app]
         assert branch["ownerDatabaseUrls"][app] != parent["ownerDatabaseUrls"][app]
         with psycopg.connect(branch["appDatabaseUrls"][app], prepare_threshold=None, connect_timeout=10) as conn:
-            assert conn.execute("SELECT current_user").fetchone()[0] == f"{app}_app"
+            assert conn.execute("SELECT session_user").fetchone()[0] == f"{app}_app"
 
     pulumi.run("destroy", "--stack", "pr-7", "--yes", "--skip-preview")
     assert set(neon_api.projects[project_id].branches) == branches_before
     with psycopg.connect(parent["appDatabaseUrls"]["chatkit"], prepare_threshold=None, connect_timeout=10) as conn:
-        assert conn.execute("SELECT current_user").fetchone()[0] == "chatkit_app"
+        assert conn.execute("SELECT session_user").fetchone()[0] == "chatkit_app"
 
 
 def test_an_upgrade_of_our_code_changes_no_resource(pulumi: PulumiCli, neon_api: NeonApi, project: Path) -> None:

@@ -12,7 +12,8 @@ from tests.program.conftest import Deployer
 from tests.support.manifests import declared_manifests
 
 STACK_OUTPUTS = {"projectId", "primaryBranchId", "branchIds", "apps", "appDatabaseUrls", "ownerDatabaseUrls"}
-APP_OUTPUTS = {"database", "branchId", "namespace", "secretName", "daprComponentName", "latestMigration", "tables"}
+APP_OUTPUTS = {"database", "branchId", "namespace", "secretName", "daprComponentName", "latestMigration", "tables",
+               "loginRole"}  # fmt: skip
 SETTINGS = {
     "neon-stack:computeMaxCu": "2",
     "neon-stack:allowOutOfOrderMigrations": "true",
