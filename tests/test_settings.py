@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from components.settings import DEFAULTS, PROJECT_ROOT, SettingsError, StackSettings, parse_settings
-from tests.support.stack_config import stack_file_config
+from tests.support.stack_config import as_pulumi_passes_it, stack_file_config
 
 SIMPLE_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
 
@@ -532,3 +532,11 @@ def test_the_prod_stack_protects_its_primary_branch_and_reads_through_a_replica(
     settings = parse_settings(stack_file_config("prod"), "prod")
     assert settings.neon.protect_primary_branch and settings.neon.read_replicas == 1
     assert settings.neon.network.allowed_ips == ()  # see the comment in Pulumi.prod.yaml
+
+
+def test_branch_mode_accepts_the_project_controls_at_the_defaults_the_engine_passes(schema_root):
+    """The engine hands the program every default of Pulumi.yaml as if it were set."""
+    declared = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())["config"]
+    config = {f"neon-stack:{key}": as_pulumi_passes_it(spec["default"]) for key, spec in declared.items()}
+    config["neon-stack:parentStack"] = "acme/neon-stack/dev"
+    assert parse_settings(config, "pr-7", schema_root).branch_mode is not None

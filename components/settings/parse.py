@@ -137,7 +137,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
     elif branch_name:
         r.fail("branchName", "only applies in branch mode (set neon-stack:parentStack)")
     if branch_mode:
-        _refuse_project_controls(r, raw)
+        _refuse_project_controls(r, neon)
     else:
         _check_deployers_let_in(r, neon)
 
@@ -168,17 +168,6 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
 
 
 # Settings of the project itself: a branch-mode stack owns no project and no primary branch.
-_PROJECT_CONTROLS = (
-    "allowedIps",
-    "allowedIpsProtectedBranchesOnly",
-    "blockPublicConnections",
-    "deployerIps",
-    "deployersUsePrivateNetworking",
-    "protectPrimaryBranch",
-    "readReplicas",
-)
-
-
 def _parse_network(r: Reader) -> NetworkSettings:
     allowed = r.string_list("allowedIps")
     for entry in allowed:
@@ -229,10 +218,21 @@ def _check_deployers_let_in(r: Reader, neon: NeonSettings) -> None:
         )
 
 
-def _refuse_project_controls(r: Reader, raw: Mapping[str, Any]) -> None:
-    for key in _PROJECT_CONTROLS:
-        if raw.get(f"{PROJECT}:{key}") is not None:
-            r.fail(key, "is a setting of the project: set it on the parent stack (branch mode owns no project)")
+def _refuse_project_controls(r: Reader, neon: NeonSettings) -> None:
+    """Branch mode owns no project: its network, protection and replica settings belong to the
+    parent stack. Compared with their defaults, not by presence: the engine passes Pulumi.yaml's
+    defaults to the program as if they were set."""
+    chosen = {
+        "allowedIps": bool(neon.network.allowed_ips),
+        "allowedIpsProtectedBranchesOnly": neon.network.protected_branches_only,
+        "blockPublicConnections": neon.network.block_public_connections,
+        "deployerIps": bool(r.string_list("deployerIps")),
+        "deployersUsePrivateNetworking": r.boolean("deployersUsePrivateNetworking"),
+        "protectPrimaryBranch": neon.protect_primary_branch,
+        "readReplicas": neon.read_replicas > 0,
+    }
+    for key in (key for key, set_here in chosen.items() if set_here):
+        r.fail(key, "is a setting of the project: set it on the parent stack (branch mode owns no project)")
 
 
 def _parse_apps(r: Reader, schema_root: Path, create_namespaces: bool) -> tuple[AppSettings, ...]:
