@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from scripts.pulumi_tools import toolchain
 from tests.engine.test_local_stack import APPS, RENDERED_OBJECTS, rendered_file, summary
@@ -115,12 +116,17 @@ def test_a_single_role_stack_moves_to_two_login_roles_keeping_its_secret_grants_
         assert dapr_table_owners(before["ownerDatabaseUrls"][app]) == {f"{app}_app"}
     held = psycopg.connect(before["appDatabaseUrls"]["chatkit"], prepare_threshold=None, autocommit=True)
 
-    # This checkout's program: the roles move to the group; the Secret (same role, same password) stays.
+    # This checkout's program: the roles move to the group; the Secret keeps its role and password and
+    # gains connect_timeout (a changed Secret is replaced in render mode).
     pulumi.init("local", config, secrets=secrets)
     up = pulumi.up("local")
-    assert summary(up.stdout) == [f"~ {len(APPS)} updated", "20 unchanged"], up.stdout  # the AppRoles only
+    expected = [f"~ {len(APPS)} updated", f"+-{len(APPS)} replaced", f"{2 * len(APPS)} changes. 18 unchanged"]
+    assert summary(up.stdout) == expected, up.stdout  # the AppRoles and the Secrets only
     after = pulumi.outputs("local")
-    assert after["appDatabaseUrls"] == before["appDatabaseUrls"]
+    for app in APPS:
+        login = conninfo_to_dict(after["appDatabaseUrls"][app])
+        assert login.pop("connect_timeout") == "15"
+        assert login == conninfo_to_dict(before["appDatabaseUrls"][app])
     assert held.execute("SELECT count(*) FROM users").fetchone() is not None
     for app in APPS:
         owner_url = after["ownerDatabaseUrls"][app]
