@@ -39,6 +39,9 @@ PRIMARY_BRANCH = "main"  # the default branch of a project the stack creates: no
 BRANCH_INIT_SOURCES = ("parent-data", "schema-only")
 BRANCH_INIT_SOURCE = "parent-data"
 MAX_NEON_NAME = 256  # names and ids in Neon's API, in characters
+BRANCH_TTL_MIN_SECONDS = 3600  # the shortest expiry Neon's console offers; below it a preview could outlast it
+BRANCH_TTL_MAX_SECONDS = 2592000  # Neon refuses an expires_at more than 30 days ahead
+BRANCH_EXPIRY_PUSH_SECONDS = 3600  # an `up` pushes a branch's expiry forward once this much of it has passed
 
 # PostgreSQL.
 PG_MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL cuts longer names short, Neon refuses them

@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "daprScopes": [],
     "daprInitTimeout": "30s",
     "channelBinding": False,
+    "branchTtl": "",
 }
 
 # Settings of other namespaces that the program reads (they cannot be typed in Pulumi.yaml).
