@@ -10,8 +10,9 @@ With `ttl_seconds` the branch expires (Neon deletes it) that long after the last
 `expires_at` is computed by the provider, not by the program, so a preview shows no change for an
 input that moves every second. The diff asks for an update, which pushes `expires_at` forward,
 once more than BRANCH_EXPIRY_PUSH_SECONDS of the TTL has passed: an `up` within an hour of the
-last one changes nothing. A branch that has expired is gone at `refresh` (then made again from
-its parent) and at `destroy` (nothing to delete).
+last one changes nothing. Once the `expires_at` in the state has passed, Neon has deleted the
+branch (or is about to), so the diff replaces it: a new branch of the parent, without a refresh
+(which a stack rendering its manifests cannot run). A `destroy` then finds nothing to delete.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class BranchProvider(NeonProvider):
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         same_slot = olds.get("project_id") == news.get("project_id") and olds.get("name") == news.get("name")
+        now = time.time()
+        if has_expired(olds.get("expires_at"), now):
+            return DiffResult(changes=True, replaces=["expires_at"], delete_before_replace=True)
         result = diff_from_state(olds, news, REPLACE_KEYS, UPDATE_KEYS + EXPIRY_KEYS, delete_before_replace=same_slot)
-        if not result.changes and expiry_due(olds.get("expires_at"), news.get("ttl_seconds"), time.time()):
+        if not result.changes and expiry_due(olds.get("expires_at"), news.get("ttl_seconds"), now):
             return DiffResult(changes=True, replaces=[])
         return result
 
@@ -169,6 +173,15 @@ def expires_at(ttl_seconds: int, now: float) -> str:
     return datetime.fromtimestamp(int(now) + ttl_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def has_expired(current: str | None, now: float) -> bool:
+    """Whether the branch's expiry has passed: Neon deletes it (or is about to), so it is made again."""
+    return bool(current) and _seconds(current) <= now
+
+
 def expiry_due(current: str | None, ttl_seconds: Any, now: float) -> bool:
     """Whether an update should push the expiry forward: it is missing, or more than
     BRANCH_EXPIRY_PUSH_SECONDS earlier than a fresh one would be. An unknown TTL is judged by the diff."""
@@ -176,8 +189,7 @@ def expiry_due(current: str | None, ttl_seconds: Any, now: float) -> bool:
         return False
     if not current:
         return True
-    moment = datetime.fromisoformat(current.replace("Z", "+00:00")).timestamp()
-    return moment < now + ttl_seconds - BRANCH_EXPIRY_PUSH_SECONDS
+    return _seconds(current) < now + ttl_seconds - BRANCH_EXPIRY_PUSH_SECONDS
 
 
 def _expiry_change(current: str | None, ttl_seconds: int | None) -> Json:

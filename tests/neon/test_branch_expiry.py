@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from components.defaults import BRANCH_EXPIRY_PUSH_SECONDS
-from components.neon.branch import BranchProvider, expires_at, expiry_due
+from components.neon.branch import BranchProvider, expires_at, expiry_due, has_expired
 from components.neon.errors import NeonError
 from components.neon.project import ProjectProvider
 from tests.neon.helpers import checked, project_inputs
@@ -48,6 +48,15 @@ def test_an_expiry_is_pushed_only_once_an_hour_of_it_has_passed() -> None:
     assert expiry_due(fresh, WEEK, now + BRANCH_EXPIRY_PUSH_SECONDS + 1)
     assert expiry_due(None, WEEK, now)
     assert not expiry_due(fresh, None, now + WEEK)
+    assert not has_expired(fresh, now + WEEK - 1) and has_expired(fresh, now + WEEK) and not has_expired(None, now)
+
+
+def test_a_branch_whose_expiry_has_passed_is_replaced(configured) -> None:
+    provider = configured(BranchProvider)
+    news = {"project_id": "p", "name": "pr-1", "ttl_seconds": WEEK}
+    olds = {**news, "expires_at": expires_at(WEEK, time.time() - WEEK - 1)}
+    diff = provider.diff("br-1", olds, news)
+    assert (diff.changes, diff.replaces, diff.delete_before_replace) == (True, ["expires_at"], True)
 
 
 def test_create_sets_update_pushes_and_removal_clears_the_expiry(configured, neon_api, project) -> None:
