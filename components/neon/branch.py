@@ -11,8 +11,9 @@ With `ttl_seconds` the branch expires (Neon deletes it) that long after the last
 input that moves every second. The diff asks for an update, which pushes `expires_at` forward,
 once more than BRANCH_EXPIRY_PUSH_SECONDS of the TTL has passed: an `up` within an hour of the
 last one changes nothing. Once the `expires_at` in the state has passed, Neon has deleted the
-branch (or is about to), so the diff replaces it: a new branch of the parent, without a refresh
-(which a stack rendering its manifests cannot run). A `destroy` then finds nothing to delete.
+branch (or is about to: creating deletes an expired branch of the name first), so the diff
+replaces it: a new branch of the parent, without a refresh (which a stack rendering its manifests
+cannot run). A `destroy` then finds nothing to delete.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class BranchProvider(NeonProvider):
         same_slot = olds.get("project_id") == news.get("project_id") and olds.get("name") == news.get("name")
         now = time.time()
         if has_expired(olds.get("expires_at"), now):
-            return DiffResult(changes=True, replaces=["expires_at"], delete_before_replace=True)
+            return DiffResult(changes=True, replaces=["expires_at"])
         result = diff_from_state(olds, news, REPLACE_KEYS, UPDATE_KEYS + EXPIRY_KEYS, delete_before_replace=same_slot)
         if not result.changes and expiry_due(olds.get("expires_at"), news.get("ttl_seconds"), now):
             return DiffResult(changes=True, replaces=[])
@@ -86,6 +87,9 @@ class BranchProvider(NeonProvider):
         project_id = inputs["project_id"]
         with self.client() as client:
             existing = client.find_branch(project_id, inputs["name"]) if inputs.get("adopt") else None
+            if existing is not None and has_expired(existing.get("expires_at"), time.time()):
+                client.delete_branch(project_id, existing["id"])  # Neon's deletion of it is late
+                existing = None
             if existing is None:
                 response = client.create_branch(project_id, _branch_spec(inputs), [_endpoint_spec(inputs)])
                 branch = response["branch"]

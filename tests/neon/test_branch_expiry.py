@@ -56,7 +56,7 @@ def test_a_branch_whose_expiry_has_passed_is_replaced(configured) -> None:
     news = {"project_id": "p", "name": "pr-1", "ttl_seconds": WEEK}
     olds = {**news, "expires_at": expires_at(WEEK, time.time() - WEEK - 1)}
     diff = provider.diff("br-1", olds, news)
-    assert (diff.changes, diff.replaces, diff.delete_before_replace) == (True, ["expires_at"], True)
+    assert (diff.changes, diff.replaces, bool(diff.delete_before_replace)) == (True, ["expires_at"], False)
 
 
 def test_create_sets_update_pushes_and_removal_clears_the_expiry(configured, neon_api, project) -> None:
