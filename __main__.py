@@ -26,6 +26,7 @@ def environment_args(settings: StackSettings) -> NeonEnvironmentArgs:
             parent_branch_id=parent.require_output("primaryBranchId"),
             branch_name=branch_mode.branch_name,
             init_source=branch_mode.init_source,
+            ttl_seconds=branch_mode.ttl_seconds,
         )
     else:
         mode = ProjectModeArgs(

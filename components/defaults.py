@@ -44,6 +44,9 @@ MAX_NEON_NAME = 256  # names and ids in Neon's API, in characters
 READ_REPLICAS = 0
 READ_REPLICAS_MAX = 10  # read-only endpoints the stack makes on the primary branch, at most
 PROTECT_PRIMARY_BRANCH = False
+BRANCH_TTL_MIN_SECONDS = 3600  # the shortest expiry Neon's console offers; below it a preview could outlast it
+BRANCH_TTL_MAX_SECONDS = 2592000  # Neon refuses an expires_at more than 30 days ahead
+BRANCH_EXPIRY_PUSH_SECONDS = 3600  # an `up` pushes a branch's expiry forward once this much of it has passed
 
 # PostgreSQL.
 PG_MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL cuts longer names short, Neon refuses them

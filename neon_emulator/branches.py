@@ -18,12 +18,12 @@ a branch the project's default.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from neon_emulator import network
 from neon_emulator.connections import connection_details
 from neon_emulator.endpoints import mark_active, new_endpoint
+from neon_emulator.expiry import check_expiry
 from neon_emulator.limits import check_branch_count, check_compute_size, check_protected, check_unprotected
 from neon_emulator.operations import schedule
 from neon_emulator.state import ApiError, BranchState, ProjectState, name_id, new_password, now
@@ -69,17 +69,6 @@ def _check_name(project: ProjectState, name: str, exclude: str | None = None) ->
         raise ApiError(409, f"branch with name {name} already exists")
 
 
-def _check_expiry(value: str | None) -> None:
-    if value is None:
-        return
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, f"expires_at {value} is not an RFC 3339 timestamp") from None
-    if moment.tzinfo is None or moment <= datetime.now(UTC):
-        raise ApiError(400, "expires_at must be a timestamp in the future")
-
-
 def list_branches(fake: NeonFake, params, query, body):
     project = fake.project(params)
     search = query.get("search", [""])[0].lower()
@@ -103,7 +92,7 @@ def _check_creation(fake: NeonFake, project: ProjectState, spec: dict[str, Any],
     for endpoint_spec in endpoints:
         check_compute_size(fake.plan, endpoint_spec)
     check_protected(fake.plan, spec.get("protected", False))
-    _check_expiry(spec.get("expires_at"))
+    check_expiry(spec.get("expires_at"), fake.clock())
     check_branch_count(fake.plan, len(project.branches))
 
 
@@ -169,7 +158,7 @@ def update_branch(fake: NeonFake, params, query, body):
         _check_name(project, changes["name"], exclude=branch.id)
     if "protected" in changes:
         check_protected(fake.plan, changes["protected"])
-    _check_expiry(changes.get("expires_at"))
+    check_expiry(changes.get("expires_at"), fake.clock())
     for key in ("name", "protected"):
         if key in changes:
             branch.info[key] = changes[key]

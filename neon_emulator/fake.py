@@ -28,6 +28,8 @@ Semantics shared by every resource (what a provider relies on):
   `reveal_calls()` filter it. A request whose response is lost is recorded with the status
   the fake would have sent.
 - `fake.faults` injects failures (neon_emulator.faults documents the API).
+- A branch's `expires_at` is honoured on the clock: before each request, expired branches are
+  deleted with their endpoints and clusters (neon_emulator.expiry).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from neon_emulator import branches, connections, databases, endpoints, operations, projects, roles, users
+from neon_emulator import branches, connections, databases, endpoints, expiry, operations, projects, roles, users
 from neon_emulator.computes import ComputeFactory
 from neon_emulator.faults import Faults
 from neon_emulator.spec import SpecValidator
@@ -159,6 +161,7 @@ class NeonFake:
         if handler is None:
             raise ApiError(501, f"{method} {template} is not implemented by the local Neon emulator")
         with self.lock:
+            expiry.sweep(self, self.clock())
             if (
                 method != "GET"
                 and "project_id" in params

@@ -540,3 +540,29 @@ def test_branch_mode_accepts_the_project_controls_at_the_defaults_the_engine_pas
     config = {f"neon-stack:{key}": as_pulumi_passes_it(spec["default"]) for key, spec in declared.items()}
     config["neon-stack:parentStack"] = "acme/neon-stack/dev"
     assert parse_settings(config, "pr-7", schema_root).branch_mode is not None
+def test_branch_ttl_is_parsed_to_seconds_in_branch_mode(schema_root):
+    for text, seconds in (("1h", 3600), ("12h", 43200), ("7d", 604800), ("30d", 2592000), ("720h", 2592000)):
+        config = raw(parentStack="acme/neon-stack/dev", branchTtl=text)
+        assert parse_settings(config, "pr-7", schema_root).branch_mode.ttl_seconds == seconds, text
+    assert parse_settings(raw(parentStack="acme/neon-stack/dev"), "pr-7", schema_root).branch_mode.ttl_seconds is None
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (raw(branchTtl="7d"), "only applies in branch mode"),
+        (
+            raw(parentStack="acme/neon-stack/dev", branchTtl="31d"),
+            "outside Neon's limits for a branch expiry (1h to 30d)",
+        ),
+        (raw(parentStack="acme/neon-stack/dev", branchTtl="721h"), "outside Neon's limits"),
+        (raw(parentStack="acme/neon-stack/dev", branchTtl="30m"), "not a duration such as 7d or 12h"),
+        (raw(parentStack="acme/neon-stack/dev", branchTtl="0h"), "not a duration such as 7d or 12h"),
+        (raw(parentStack="acme/neon-stack/dev", branchTtl="7 days"), "not a duration such as 7d or 12h"),
+    ],
+)
+def test_a_bad_branch_ttl_is_refused_by_key(config, message, schema_root):
+    with pytest.raises(SettingsError) as error:
+        parse_settings(config, "pr-7", schema_root)
+    (problem,) = error.value.problems
+    assert problem.startswith("neon-stack:branchTtl: ") and message in problem, problem

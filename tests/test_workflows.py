@@ -302,10 +302,12 @@ def test_pr_stack_branches_from_dev_and_is_destroyed_on_close() -> None:
     (_, step), = _pulumi_steps(up)  # fmt: skip
     assert (step["with"]["command"], step["with"]["stack-name"], step["with"]["upsert"]) == ("up", stack, True)
     config = {key: entry["value"] for key, entry in yaml.safe_load(step["with"]["config-map"]).items()}
-    assert config == {f"{PROJECT}:parentStack": f"{ORG}/{PROJECT}/dev", f"{PROJECT}:kubernetesMode": "render"}
+    assert config == {f"{PROJECT}:parentStack": f"{ORG}/{PROJECT}/dev", f"{PROJECT}:kubernetesMode": "render",
+                      f"{PROJECT}:branchTtl": "7d"}
     # The configuration the workflow gives the PR stack is valid for the program.
     settings = parse_settings({k: v.replace(ORG, "acme") for k, v in config.items()}, "pr-7")
     assert settings.branch_mode is not None and settings.branch_mode.parent_stack == f"acme/{PROJECT}/dev"
+    assert settings.branch_mode.ttl_seconds == 7 * 86400
     assert settings.kubernetes.mode == "render"
     _assert_pulumi_environment(step, kubeconfig=False)
 
@@ -330,3 +332,22 @@ def test_test_workflow_runs_the_ci_command() -> None:
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert runs[-1] == ci_command
     assert "sudo apt-get install -y -qq pgbouncer postgresql" in runs[0]
+
+
+def test_pr_stack_comments_the_schema_diff_in_one_comment_per_pr() -> None:
+    up = _load("pr-stack.yml")["jobs"]["up"]
+    steps = up["steps"]
+    (pulumi_index, _), = _pulumi_steps(up)  # fmt: skip
+    write, post = steps[pulumi_index + 1], steps[pulumi_index + 2]
+    assert write["env"]["PARENT_STACK"] == f"{ORG}/{PROJECT}/dev"
+    assert write["env"]["BRANCH_STACK"] == f"{ORG}/{PROJECT}/pr-${{{{ github.event.pull_request.number }}}}"
+    assert write["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    assert "venv/bin/python -m scripts.pr_schema_comment" in write["run"]
+    assert '--out "$RUNNER_TEMP/schema-diff.md"' in write["run"]
+    assert post["uses"] == "actions/github-script@v7"
+    assert post["env"]["BODY_FILE"] == "${{ runner.temp }}/schema-diff.md"
+    script = post["with"]["script"]
+    # The comment is found by the body's first line (the marker the comment builder writes) and updated.
+    assert "body.split('\\n', 1)[0]" in script and "c.body.startsWith(marker)" in script
+    assert script.index("updateComment") < script.index("createComment")
+    assert up["permissions"] == {"contents": "read", "pull-requests": "write"}

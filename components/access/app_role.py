@@ -75,6 +75,10 @@ class DatabaseGone(AppRoleError):
     """The role's database no longer exists, and with it every grant the role had there."""
 
 
+class ServerGone(AppRoleError):
+    """Nothing answers at the database's host (an expired or deleted branch's endpoint)."""
+
+
 def new_password() -> str:
     """256 random bits, URL-safe (no quoting trouble in URIs or Kubernetes Secrets)."""
     return secrets.token_urlsafe(32)
@@ -139,8 +143,8 @@ class AppRoleProvider(ResourceProvider):
         try:
             with _connection(props) as conn:
                 _drop(conn, props)
-        except DatabaseGone:
-            return
+        except (DatabaseGone, ServerGone):
+            return  # the database (or its whole branch) went first; the stack deletes both anyway
 
 
 def _outputs(props: dict[str, Any], login_role: str, password: str) -> dict[str, Any]:
@@ -177,6 +181,10 @@ def _url_problem(url: Any) -> str | None:
     return None
 
 
+_NOTHING_THERE = ("Connection refused", "could not translate host name")
+"""libpq's words when no server listens at the host, or the host name no longer resolves."""
+
+
 @contextmanager
 def _connection(props: dict[str, Any], *secrets_to_hide: str) -> Iterator[psycopg.Connection]:
     """A transaction on the direct URI as the owner; errors lose every password they could carry."""
@@ -196,6 +204,8 @@ def _connection(props: dict[str, Any], *secrets_to_hide: str) -> Iterator[psycop
         if refused or isinstance(error, psycopg.errors.InvalidCatalogName):
             raise DatabaseGone(target.scrub(f"database {database!r} does not exist", *secrets_to_hide)) from None
         message = f"role {role!r} on {target.shown}: {type(error).__name__}: {error}"
+        if error.sqlstate is None and any(sign in str(error) for sign in _NOTHING_THERE):
+            raise ServerGone(target.scrub(message, *secrets_to_hide)) from None
         raise AppRoleError(target.scrub(message, *secrets_to_hide)) from None
 
 

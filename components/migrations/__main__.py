@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                              help=f"SET LOCAL lock_timeout (default {LOCK_TIMEOUT})")
         command.add_argument("--statement-timeout", default=STATEMENT_TIMEOUT,
                              help=f"SET LOCAL statement_timeout (default {STATEMENT_TIMEOUT})")
+    commands.add_parser("diff", help="print the schema difference between two databases (see diff --help)")
     return parser
 
 
@@ -72,6 +73,11 @@ def _show_plan(args: argparse.Namespace, files, options: engine.Options) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diff"]:  # its own options; imported only when asked for
+        from components.migrations.schema_diff import main as diff
+
+        return diff(argv[1:])
     args = _parser().parse_args(argv)
     if not args.database_url:
         print("error: no database URL: pass --database-url or set DATABASE_URL", file=sys.stderr)

@@ -118,6 +118,8 @@ class BranchModeArgs:
     """Name of this environment's branch; it keys `branch_ids` and `connections`."""
     init_source: pulumi.Input[str]
     """`parent-data` (schema and data) or `schema-only`."""
+    ttl_seconds: int | None = None
+    """The branch expires this long after the last `up`; None: never."""
 
 
 @dataclass
@@ -244,6 +246,7 @@ class NeonEnvironment(pulumi.ComponentResource):
                 init_source=mode.init_source,
                 **vars(self._args.compute),
                 adopt=True,
+                ttl_seconds=mode.ttl_seconds,
             ),
             self._opts(),
         )

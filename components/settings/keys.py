@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "protectPrimaryBranch": PROTECT_PRIMARY_BRANCH,
     "readReplicas": READ_REPLICAS,
     "connectTimeoutSeconds": PG_CONNECT_TIMEOUT_SECONDS,
+    "branchTtl": "",
 }
 
 # Settings of other namespaces that the program reads (they cannot be typed in Pulumi.yaml).

@@ -59,6 +59,8 @@ class BranchModeSettings:
     parent_stack: str
     branch_name: str
     init_source: str
+    ttl_seconds: int | None = None
+    """How long after the last `up` the branch expires; None: never."""
 
 
 @dataclass(frozen=True)

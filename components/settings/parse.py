@@ -49,6 +49,7 @@ from components.settings.reader import (
     DNS_SUBDOMAIN,
     Reader,
     branch_name_problem,
+    branch_ttl,
     dapr_timeout,
     http_url,
     is_dns_label,
@@ -58,6 +59,7 @@ from components.settings.reader import (
     one_of,
     pg_timeout,
     shown,
+    ttl_seconds,
 )
 
 KUBERNETES_MODES = ("cluster", "render")
@@ -124,9 +126,10 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
     )
     branch_name = r.string("branchName")
     init_source = r.string("branchInitSource", one_of(BRANCH_INIT_SOURCES))
+    ttl = r.string("branchTtl", branch_ttl)
     branch_mode = None
     if parent_stack:
-        branch_mode = BranchModeSettings(parent_stack, branch_name or stack, init_source)
+        branch_mode = BranchModeSettings(parent_stack, branch_name or stack, init_source, ttl_seconds(ttl))
         problem = branch_name_problem(branch_mode.branch_name)
         if problem:
             r.fail("branchName", problem if branch_name else f"empty, so the stack name is used: {problem}")
@@ -140,6 +143,8 @@ def parse_settings(raw: Mapping[str, Any], stack: str, schema_root: Path | None 
         _refuse_project_controls(r, neon)
     else:
         _check_deployers_let_in(r, neon)
+    if ttl and not parent_stack:
+        r.fail("branchTtl", "only applies in branch mode (set neon-stack:parentStack)")
 
     migrations = MigrationSettings(
         allow_destructive=r.boolean("allowDestructiveMigrations"),

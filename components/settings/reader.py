@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.defaults import (
+    BRANCH_TTL_MAX_SECONDS,
+    BRANCH_TTL_MIN_SECONDS,
     GO_MAX_DURATION_NS,
     KUBERNETES_MAX_LABEL,
     KUBERNETES_MAX_SUBDOMAIN,
@@ -30,6 +32,8 @@ _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 _PG_DURATION = re.compile(r"(0|[1-9][0-9]*)(ms|s|min|h|d)?")  # PostgreSQL reads 010 as octal (8), 08 not at all
 GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 _GO_DURATION_PART = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ns|us|µs|ms|s|m|h)")
+_TTL = re.compile(r"([1-9][0-9]{0,5})(h|d)")
+_TTL_UNIT_SECONDS = {"h": 3600, "d": 86400}
 _NEON_ID = re.compile(r"[a-z0-9-]{1,60}")  # project and organization ids in Neon's API
 
 _PG_UNIT_MS = {"": 1, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -245,4 +249,22 @@ def dapr_timeout(value: str) -> str | None:
         return f"{shown(value)} is not a duration such as 30s"
     if not 0 < nanoseconds <= GO_MAX_DURATION_NS:
         return f"{shown(value)} must be above zero and at most 2562047h (Go's time.Duration), or Dapr ignores it"
+    return None
+
+
+def ttl_seconds(value: str) -> int | None:
+    """Seconds of a branch time-to-live such as `7d` or `12h` (whole hours or days), or None if it is not one."""
+    match = _TTL.fullmatch(value)
+    return int(match[1]) * _TTL_UNIT_SECONDS[match[2]] if match else None
+
+
+def branch_ttl(value: str) -> str | None:
+    """Neon takes an expiry at most 30 days ahead; below an hour a branch could expire during its own `up`."""
+    if not value:
+        return None
+    seconds = ttl_seconds(value)
+    if seconds is None:
+        return f"{shown(value)} is not a duration such as 7d or 12h (a whole number of hours or days)"
+    if not BRANCH_TTL_MIN_SECONDS <= seconds <= BRANCH_TTL_MAX_SECONDS:
+        return f"{shown(value)} is outside Neon's limits for a branch expiry (1h to 30d)"
     return None
