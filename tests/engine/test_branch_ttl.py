@@ -99,7 +99,7 @@ def test_an_expired_branch_is_made_again_by_up_and_destroyed_after_expiry(
     ]
     for app in APPS:
         with psycopg.connect(second["appDatabaseUrls"][app], prepare_threshold=None, connect_timeout=10) as conn:
-            assert conn.execute("SELECT current_user").fetchone()[0] == f"{app}_app"
+            assert conn.execute("SELECT session_user").fetchone()[0] == f"{app}_app"
     with psycopg.connect(second["appDatabaseUrls"]["chatkit"], prepare_threshold=None, connect_timeout=10) as conn:
         assert conn.execute("SELECT locale FROM users LIMIT 0").description[0].name == "locale"
 
