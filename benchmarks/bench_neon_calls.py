@@ -155,7 +155,9 @@ def main() -> None:
 
     policy = ClientPolicy()
     print("\nPolls per operation lasting D seconds (kislerdm: every 100 ms, no deadline; ours: "
-          f"{policy.operation_poll_seconds:g} s growing x1.5 to {policy.operation_poll_max_seconds:g} s):")
+          f"{policy.operation_poll_seconds:g} s growing x1.5 to {policy.operation_poll_max_seconds:g} s for the first "
+          "operation a process waits for; later ones as long as the last finished one: 1 poll each, just after"
+          " their expected end):")
     for seconds in OPERATION_SECONDS:
         tf, ours = math.ceil(seconds / 0.1), our_polls(seconds, policy)
         print(f"  D={seconds:>2} s: kislerdm {tf:>4}  ours {ours:>3}  ratio {tf / ours:5.1f}x   "

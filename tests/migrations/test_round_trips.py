@@ -3,6 +3,9 @@ messages: one per exchange the client waits for), and the failing statement stil
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ from benchmarks.latency_proxy import LatencyProxy
 from components.migrations import engine
 from components.migrations.files import load_directory
 from neon_emulator.servers import PostgresServer
-from tests.migrations.conftest import history, new_database, tables, write_files
+from tests.migrations.conftest import PROJECT_ROOT, history, new_database, tables, write_files
 
 OPTIONS = engine.Options()
 
@@ -73,3 +76,19 @@ def test_an_error_at_commit_is_the_last_statements(database_url: str, tmp_path: 
         engine.apply(database_url, load_directory(directory), OPTIONS)
     assert tables(database_url) == []
     assert history(database_url)[-1][2] is False
+
+
+def test_a_no_op_status_or_plan_starts_without_the_parser(database_url: str, tmp_path: Path):
+    """What only compares checksums imports neither the SQL parser nor Pulumi (`python -X importtime`
+    shows them as the largest imports otherwise)."""
+    directory = write_files(tmp_path, _files(3, 2))
+    engine.apply(database_url, load_directory(directory), OPTIONS)
+    probe = (
+        "import sys\nfrom components.migrations.__main__ import main\n"
+        f"assert main([sys.argv[1], '--dir', {str(directory)!r}]) == 0\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pglast', 'pulumi', 'httpx'}))"
+    )
+    for command in ("status", "plan"):
+        done = subprocess.run([sys.executable, "-c", probe, command], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              env={**os.environ, "DATABASE_URL": database_url}, check=True)
+        assert done.stdout.splitlines()[-1] == "[]", done.stdout
