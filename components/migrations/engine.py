@@ -287,8 +287,8 @@ def _apply_in_transaction(conn: psycopg.Connection, file: MigrationFile, options
     Sync. The server runs the steps in order and skips all after a failing one; psycopg fills the
     cursor of each step that succeeded, so the first cursor without a result names the failing step
     (an error at the history row or COMMIT, such as a deferred constraint, is the last statement's)."""
-    steps = ["BEGIN", _lock_sql(options), _guard_sql(file), *(s.sql for s in file.statements),
-             *_record_steps(file, _kind(file), _TRANSACTION_MS), "COMMIT"]
+    before = ["BEGIN", _lock_sql(options), _guard_sql(file)]
+    steps = [*before, *(s.sql for s in file.statements), *_record_steps(file, _kind(file), _TRANSACTION_MS), "COMMIT"]
     started, cursors = time.monotonic(), []
     try:
         with conn.pipeline():
@@ -298,9 +298,10 @@ def _apply_in_transaction(conn: psycopg.Connection, file: MigrationFile, options
         _roll_back(conn)
         if not isinstance(error, psycopg.Error):
             raise
-        failed = next((i for i, cursor in enumerate(cursors) if cursor.pgresult is None), len(cursors)) - 3
+        failed = next((i for i, cursor in enumerate(cursors) if cursor.pgresult is None), len(cursors)) - len(before)
         if failed == -1 and error.sqlstate == _APPLIED_SQLSTATE:
-            return not _is_done(file, error.diag.message_primary)
+            _is_done(file, error.diag.message_primary)  # refuses a file applied meanwhile with another checksum
+            return False
         if failed < 0 or not file.statements:
             raise
         raise _failed(conn, file, started, error, file.statements[min(failed, len(file.statements) - 1)]) from None
