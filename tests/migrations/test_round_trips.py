@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.latency_proxy import LatencyProxy
 from components.migrations import engine
-from components.migrations.files import load_directory
+from components.migrations.files import MigrationFileError, load_directory
 from neon_emulator.servers import PostgresServer
 from tests.migrations.conftest import PROJECT_ROOT, history, new_database, tables, write_files
 
@@ -92,3 +92,14 @@ def test_a_no_op_status_or_plan_starts_without_the_parser(database_url: str, tmp
         done = subprocess.run([sys.executable, "-c", probe, command], cwd=PROJECT_ROOT, capture_output=True, text=True,
                               env={**os.environ, "DATABASE_URL": database_url}, check=True)
         assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
+def test_a_file_applied_meanwhile_with_another_checksum_is_refused_under_the_lock(database_url: str, tmp_path: Path):
+    [file] = load_directory(write_files(tmp_path / "ours", {"0001_t.sql": "CREATE TABLE t (id int);"}))
+    [theirs] = load_directory(write_files(tmp_path / "theirs", {"0001_t.sql": "CREATE TABLE t (id bigint);"}))
+    engine.apply(database_url, [theirs], OPTIONS)
+    with engine.connect(database_url) as conn, pytest.raises(
+        MigrationFileError, match=rf"0001_t\.sql: applied meanwhile with another checksum \({theirs.checksum[:12]}\)"
+    ):
+        engine._apply_in_transaction(conn, file, OPTIONS)
+    assert [r[:3] for r in history(database_url)] == [("0001", "versioned", True)]
