@@ -33,4 +33,4 @@ lint: $(BIN)/activate
 	$(BIN)/ruff check .
 
 bench: $(BIN)/activate toolchain
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

@@ -8,6 +8,10 @@
    same files (target <= 2x). diff() opens no database connection.
 3. Parse a file of many small INSERTs (5 MB by default) and one half its size: parsing is linear in
    a file's size when the larger file takes about twice as long (ratio ~2).
+4. The provider's check() (what every preview runs) over the same 1,000 applied migrations, against
+   hashing them (target <= 2x): files applied with the same checksum are not parsed.
+5. The CLI's start: a no-op `status` (everything applied) against `python -c pass`, medians of
+   several runs (target: <= 150 ms more than the interpreter's own start).
 
 Run: `venv/bin/python benchmarks/bench_migrations.py [--files 200] [--rounds 5] [--parse-megabytes 5]`.
 """
@@ -96,7 +100,17 @@ def bench_apply(count: int, rounds: int) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def bench_diff(count: int, rounds: int) -> None:
+def _median_seconds(work, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_preview(count: int, rounds: int) -> None:
+    """The provider's no-op diff() and check() over `count` applied migrations, next to hashing them."""
     directory = Path(tempfile.mkdtemp(prefix="bench-diff-"))
     try:
         paths = generate(directory, count)
@@ -107,21 +121,49 @@ def bench_diff(count: int, rounds: int) -> None:
         olds = {**news, "migrations": [dict(m) for m in news["migrations"]],
                 "checksums": {f.version: f.checksum for f in files}}
         provider = MigrationsProvider()
-        diff_times, hash_times = [], []
-        for _ in range(rounds * 20):
-            started = time.perf_counter()
+
+        def diff() -> None:
             assert provider.diff("bench-schema", olds, news).changes is False
-            diff_times.append(time.perf_counter() - started)
-            started = time.perf_counter()
+
+        def check() -> None:
+            assert provider.check(olds, news).failures == []
+
+        def hashing() -> None:
             for path in paths:
                 checksum(path.read_text())
-            hash_times.append(time.perf_counter() - started)
-        diff_median, hash_median = statistics.median(diff_times), statistics.median(hash_times)
-        print(f"no-op diff over {count} applied migrations: median {diff_median * 1000:.3f} ms; "
-              f"hashing the {count} files: median {hash_median * 1000:.3f} ms; "
-              f"ratio {diff_median / hash_median:.3f} (target <= 2)")
+
+        hash_median = _median_seconds(hashing, rounds * 20)
+        for name, work in (("no-op diff()", diff), ("check()", check)):
+            median = _median_seconds(work, rounds * 20)
+            print(f"{name} over {count} applied migrations: median {median * 1000:.3f} ms; "
+                  f"hashing the {count} files: median {hash_median * 1000:.3f} ms; "
+                  f"ratio {median / hash_median:.3f} (target <= 2)")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def bench_cli_start(rounds: int) -> None:
+    """A no-op `status` (the chatkit schema, all applied) against the interpreter's own start."""
+    server = start_postgres()
+    try:
+        url = new_database(server, "cli_start")
+        schema = Path(__file__).resolve().parents[1] / "schema" / "chatkit"
+        engine.apply(url, load_directory(schema), engine.Options())
+        status = [sys.executable, "-m", "components.migrations", "status", "--dir", str(schema), "--database-url", url]
+        bare = [sys.executable, "-c", "pass"]
+        cwd = Path(__file__).resolve().parents[1]
+        runs = {name: [] for name in ("bare", "status")}
+        for _ in range(rounds * 4):
+            for name, args in (("bare", bare), ("status", status)):
+                started = time.perf_counter()
+                subprocess.run(args, check=True, stdout=subprocess.DEVNULL, cwd=cwd)
+                runs[name].append(time.perf_counter() - started)
+        bare_median, status_median = statistics.median(runs["bare"]), statistics.median(runs["status"])
+        print(f"CLI start: `python -c pass` median {bare_median * 1000:.0f} ms; no-op `status` median "
+              f"{status_median * 1000:.0f} ms; {(status_median - bare_median) * 1000:.0f} ms beyond the interpreter "
+              "(target <= 150)")
+    finally:
+        server.stop()
 
 
 def inserts(size: int) -> str:
@@ -137,7 +179,7 @@ def time_parse(text: str, rounds: int) -> float:
     times = []
     for _ in range(rounds):
         started = time.perf_counter()
-        parse_file("0001_items.sql", text)
+        assert parse_file("0001_items.sql", text).statements
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -159,8 +201,9 @@ def main() -> None:
     parser.add_argument("--parse-megabytes", type=float, default=5)
     args = parser.parse_args()
     bench_apply(args.files, args.rounds)
-    bench_diff(args.diff_migrations, args.rounds)
+    bench_preview(args.diff_migrations, args.rounds)
     bench_parse(args.parse_megabytes, args.rounds)
+    bench_cli_start(args.rounds)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ Run: `venv/bin/python benchmarks/bench_neon_calls.py`.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import math
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -82,7 +84,11 @@ def our_lock_retries(seconds: float, policy: ClientPolicy) -> int:
 
 
 def main() -> None:
-    fake = NeonFake()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--operation-seconds", type=float, default=None,
+                        help="how long each emulated operation runs (default: the emulator's own)")
+    options = parser.parse_args()
+    fake = NeonFake() if options.operation_seconds is None else NeonFake(operation_seconds=options.operation_seconds)
     server = ApiServer(fake)
     try:
         args = NeonEnvironmentArgs(
@@ -105,7 +111,9 @@ def main() -> None:
             pulumi.export("branch_ids", db.branch_ids)
 
         config = {"neon:apiUrl": server.url, "neon:apiKey": fake.api_key}
+        started = time.perf_counter()
         fresh = run_program(program, config={}, stack="bench", run_providers=True, provider_config=config)
+        fresh_seconds = time.perf_counter() - started
         operations = sum(len(p.operations) for p in fake.projects.values())
         figures = {"fresh environment": summarise(fake.calls)}
         fake.calls.clear()
@@ -124,7 +132,9 @@ def main() -> None:
     resources = len(fresh.state)
     roles = sum(1 for urn in fresh.state if "neon:Role" in urn)
     print(f"Work: project + {len(EXTRA_BRANCHES)} extra branches, {len(APPS)} apps -> {resources} resources "
-          f"({roles} owner roles), {operations} Neon operations\n")
+          f"({roles} owner roles), {operations} Neon operations of {fake.operation_seconds:g} s each (one after"
+          f" another per project)\nfresh environment: {fresh_seconds:.1f} s wall time, "
+          f"{figures['fresh environment']['operation polls']} operation polls\n")
     print(f"{'ours, measured against the fake':36}" + "".join(f"{name:>30}" for name in figures))
     for row in next(iter(figures.values())):
         print(f"{row:36}" + "".join(f"{figures[name][row]:>30}" for name in figures))
@@ -145,7 +155,9 @@ def main() -> None:
 
     policy = ClientPolicy()
     print("\nPolls per operation lasting D seconds (kislerdm: every 100 ms, no deadline; ours: "
-          f"{policy.operation_poll_seconds:g} s growing x1.5 to {policy.operation_poll_max_seconds:g} s):")
+          f"{policy.operation_poll_seconds:g} s growing x1.5 to {policy.operation_poll_max_seconds:g} s for the first "
+          "operation a process waits for; later ones as long as the last finished one: 1 poll each, just after"
+          " their expected end):")
     for seconds in OPERATION_SECONDS:
         tf, ours = math.ceil(seconds / 0.1), our_polls(seconds, policy)
         print(f"  D={seconds:>2} s: kislerdm {tf:>4}  ours {ours:>3}  ratio {tf / ours:5.1f}x   "

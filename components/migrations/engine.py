@@ -1,7 +1,8 @@
 """Applying migration files to a database: history table, transaction-level advisory lock, apply.
 
 Every file runs in its own transaction that first takes `pg_advisory_xact_lock`, then sets the
-timeouts with SET LOCAL, runs the file's statements, resets the session and writes the history row:
+timeouts with SET LOCAL, runs the file's statements, resets the session and writes the history row,
+all sent in one round trip (a pipeline with one Sync; see `_apply_in_transaction`):
 a file is either applied and recorded, or not at all, concurrent appliers (also through a
 transaction pooler) apply each file exactly once, and nothing a file set in the session (search
 path, role, ...) outlives it. The engine sets nothing at session level and prepares nothing, so the
@@ -26,7 +27,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from components.defaults import PG_CONNECT_TIMEOUT_SECONDS
-from components.migrations.files import MigrationFile, MigrationFileError, version_key
+from components.migrations.files import MigrationFile, MigrationFileError, Statement, version_key
 from components.migrations.planning import Applied, Options, Plan, make_plan
 from components.redaction import ConninfoError, parse_conninfo, scrub
 
@@ -34,6 +35,8 @@ HISTORY_SCHEMA = "neon_stack"
 HISTORY_TABLE = f"{HISTORY_SCHEMA}.schema_migrations"
 # Key of the transaction-level advisory lock that serializes appliers of one database.
 LOCK_KEY = 0x6E656F6E5F6D6967  # "neon_mig"
+# How often a running migration statement checks that its applier is still connected.
+CLIENT_CHECK_INTERVAL = "1s"
 
 _CREATE_HISTORY = f"""
 CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
@@ -73,15 +76,20 @@ SELECT %s, pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
 ON CONFLICT (version) DO UPDATE SET backend_pid = EXCLUDED.backend_pid, backend_start = EXCLUDED.backend_start,
     claimed_at = clock_timestamp()"""
 
+# SQLSTATE the guard of a file's transaction raises when its history says the file is applied.
+_APPLIED_SQLSTATE = "NS001"
+
 _SUCCESSES = f"SELECT version, description, checksum, kind FROM {HISTORY_TABLE} WHERE success ORDER BY id"
 
 # What DISCARD ALL does, less what cannot run in a transaction block (DISCARD ALL itself) and DEALLOCATE
 # ALL (files cannot PREPARE, and behind a pooler it would also drop the pooler's own prepared statements):
 # SET SESSION AUTHORIZATION DEFAULT also resets the role, which RESET ALL leaves alone.
 _RESET_SESSION = (
-    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); "
-    "DISCARD TEMP; DISCARD SEQUENCES"
+    "CLOSE ALL", "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()",
+    "DISCARD TEMP", "DISCARD SEQUENCES",
 )
+# The running transaction's duration so far, for the history row written at its end.
+_TRANSACTION_MS = sql.SQL("round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer")
 
 _TABLES = f"""
 SELECT n.nspname || '.' || c.relname
@@ -137,11 +145,14 @@ def connect(database_url: str) -> psycopg.Connection:
 
 def _lock_sql(options: Options) -> sql.Composed:
     """Serialize appliers, then bound this transaction's waits and run time (values inlined as literals,
-    so the statement can share a round trip with others)."""
+    so the statement can share a round trip with others), and have the server check that the applier
+    is still connected while a statement runs: the rest of a pipelined transaction, up to its COMMIT,
+    is already with the server, so a killed applier's transaction must end there, not commit later."""
     return sql.SQL(
         "SELECT pg_advisory_xact_lock({}), set_config('lock_timeout', {}, true), set_config('statement_timeout', {},"
-        " true)"
-    ).format(sql.Literal(LOCK_KEY), sql.Literal(options.lock_timeout), sql.Literal(options.statement_timeout))
+        " true), set_config('client_connection_check_interval', {}, true)"
+    ).format(sql.Literal(LOCK_KEY), sql.Literal(options.lock_timeout), sql.Literal(options.statement_timeout),
+             sql.Literal(CLIENT_CHECK_INTERVAL))
 
 
 def _lock(conn: psycopg.Connection, options: Options) -> None:
@@ -168,31 +179,56 @@ def read_state(conn: psycopg.Connection) -> DatabaseState:
     return DatabaseState(read_applied(conn), [row[0] for row in conn.execute(_TABLES)])
 
 
+def _run_in_one_trip(conn: psycopg.Connection, steps: Sequence[sql.Composable | str]) -> None:
+    """Run `steps` (one statement each, BEGIN to COMMIT) in one round trip, a pipeline closed by one
+    Sync (the server skips every step after a failing one); on an error, roll back and raise."""
+    try:
+        with conn.pipeline():
+            for step in steps:
+                conn.execute(step)
+    except BaseException:
+        _roll_back(conn)
+        raise
+
+
+def _roll_back(conn: psycopg.Connection) -> None:
+    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
+
+
 def ensure_history(conn: psycopg.Connection, options: Options) -> None:
-    with conn.transaction():
-        _lock(conn, options)
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {HISTORY_SCHEMA}")
-        conn.execute(_CREATE_HISTORY)
-        conn.execute(f"CREATE INDEX IF NOT EXISTS schema_migrations_version ON {HISTORY_TABLE} (version, id)")
-        conn.execute(_CREATE_CLAIMS)
+    _run_in_one_trip(conn, (
+        "BEGIN", _lock_sql(options), f"CREATE SCHEMA IF NOT EXISTS {HISTORY_SCHEMA}", _CREATE_HISTORY,
+        f"CREATE INDEX IF NOT EXISTS schema_migrations_version ON {HISTORY_TABLE} (version, id)", _CREATE_CLAIMS,
+        "COMMIT",
+    ))
 
 
-def _record_sql(file: MigrationFile, kind: str, started: float, error: str | None = None,
-                statement: str | None = None) -> sql.Composed:
+def _elapsed_ms(started: float) -> sql.Literal:
+    return sql.Literal(round((time.monotonic() - started) * 1000))
+
+
+def _record_steps(file: MigrationFile, kind: str, execution_ms: sql.Composable, error: str | None = None,
+                  statement: str | None = None) -> list[sql.Composable | str]:
     """Reset the session, then write the history row, both in the caller's transaction: the row is
     written as the migrating user, and no setting, role, cursor, listener, session advisory lock or
     temporary table a file left in the session survives the commit."""
-    values = (file.key, file.description, kind, file.checksum, round((time.monotonic() - started) * 1000),
-              error is None, error, statement)
-    return sql.SQL(
-        f"{_RESET_SESSION}; INSERT INTO {HISTORY_TABLE} (version, description, kind, checksum, execution_ms, success,"
-        " error, failing_statement) VALUES ({})"
-    ).format(sql.SQL(", ").join(sql.Literal(v) for v in values))
+    values = sql.SQL(", ").join(
+        [*(sql.Literal(v) for v in (file.key, file.description, kind, file.checksum)), execution_ms,
+         *(sql.Literal(v) for v in (error is None, error, statement))]
+    )
+    insert = sql.SQL(
+        f"INSERT INTO {HISTORY_TABLE} (version, description, kind, checksum, execution_ms, success, error,"
+        " failing_statement) VALUES ({})"
+    ).format(values)
+    return [*_RESET_SESSION, insert]
 
 
 def _record(conn, file: MigrationFile, kind: str, started: float, error: str | None = None,
             statement: str | None = None) -> None:
-    conn.execute(_record_sql(file, kind, started, error, statement))
+    """`_record_steps` in one simple-query message (one round trip)."""
+    conn.execute(sql.SQL("; ").join(sql.SQL(step) if isinstance(step, str) else step
+                                    for step in _record_steps(file, kind, _elapsed_ms(started), error, statement)))
 
 
 def _kind(file: MigrationFile) -> str:
@@ -206,6 +242,19 @@ def _applied_checksum_sql(file: MigrationFile) -> sql.Composed:
         f"SELECT checksum FROM {HISTORY_TABLE} WHERE ltrim(version, '0') = ltrim({{}}, '0') AND success"
         " ORDER BY id DESC LIMIT 1"
     ).format(sql.Literal(file.key))
+
+
+def _guard_sql(file: MigrationFile) -> sql.Composed:
+    """Under the lock, stop the transaction if the history says another applier got there first:
+    raise `_APPLIED_SQLSTATE` with the applied checksum as the message (`_is_done` then decides). Its
+    own statement, so it sees what committed while this transaction waited for the lock."""
+    condition = sql.SQL("applied = {}").format(sql.Literal(file.checksum)) if file.repeatable else \
+        sql.SQL("applied IS NOT NULL")
+    body = sql.SQL(
+        "DECLARE applied text := ({}); BEGIN IF {} THEN RAISE EXCEPTION USING ERRCODE = {}, MESSAGE = applied;"
+        " END IF; END"
+    ).format(_applied_checksum_sql(file), condition, sql.Literal(_APPLIED_SQLSTATE))
+    return sql.SQL("DO {}").format(sql.Literal(body.as_string()))
 
 
 def _is_done(file: MigrationFile, applied_checksum: str | None) -> bool:
@@ -224,7 +273,7 @@ def _already_done(conn: psycopg.Connection, file: MigrationFile) -> bool:
     return _is_done(file, row[0] if row else None)
 
 
-def _failed(conn, file: MigrationFile, started: float, error: psycopg.Error, statement) -> MigrationError:
+def _failed(conn, file: MigrationFile, started: float, error: psycopg.Error, statement: Statement) -> MigrationError:
     """Record a failed attempt in its own transaction and build the error to raise."""
     message = str(error).strip()
     with conn.transaction():
@@ -233,28 +282,29 @@ def _failed(conn, file: MigrationFile, started: float, error: psycopg.Error, sta
 
 
 def _apply_in_transaction(conn: psycopg.Connection, file: MigrationFile, options: Options) -> bool:
-    """One transaction, in as few round trips as psql needs: the first opens it, takes the lock, sets
-    the timeouts and reads the file's history (each its own statement, so the read sees what committed
-    while waiting for the lock); then one per statement; the last resets the session, writes the history row
-    and commits."""
-    started, current = time.monotonic(), None
+    """One transaction in one round trip: BEGIN, the lock and timeouts, the guard (`_guard_sql`), the
+    file's statements, the session reset and history row, COMMIT, sent as a pipeline closed by one
+    Sync. The server runs the steps in order and skips all after a failing one; psycopg fills the
+    cursor of each step that succeeded, so the first cursor without a result names the failing step
+    (an error at the history row or COMMIT, such as a deferred constraint, is the last statement's)."""
+    before = ["BEGIN", _lock_sql(options), _guard_sql(file)]
+    steps = [*before, *(s.sql for s in file.statements), *_record_steps(file, _kind(file), _TRANSACTION_MS), "COMMIT"]
+    started, cursors = time.monotonic(), []
     try:
-        cursor = conn.execute(sql.SQL("BEGIN; {}; {}").format(_lock_sql(options), _applied_checksum_sql(file)))
-        while cursor.nextset():
-            pass
-        row = cursor.fetchone()
-        if _is_done(file, row[0] if row else None):
-            conn.execute("COMMIT")
-            return False
-        for current in file.statements:
-            conn.execute(current.sql)
-        conn.execute(sql.SQL("{}; COMMIT").format(_record_sql(file, _kind(file), started)))
+        with conn.pipeline():
+            for step in steps:
+                cursors.append(conn.execute(step))
     except BaseException as error:
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
-        if isinstance(error, psycopg.Error) and current is not None:
-            raise _failed(conn, file, started, error, current) from None
-        raise
+        _roll_back(conn)
+        if not isinstance(error, psycopg.Error):
+            raise
+        failed = next((i for i, cursor in enumerate(cursors) if cursor.pgresult is None), len(cursors)) - len(before)
+        if failed == -1 and error.sqlstate == _APPLIED_SQLSTATE:
+            _is_done(file, error.diag.message_primary)  # refuses a file applied meanwhile with another checksum
+            return False
+        if failed < 0 or not file.statements:
+            raise
+        raise _failed(conn, file, started, error, file.statements[min(failed, len(file.statements) - 1)]) from None
     return True
 
 
@@ -295,10 +345,11 @@ def _apply_without_transaction(conn: psycopg.Connection, file: MigrationFile, op
         except psycopg.Error as error:
             failure = (statement, str(error).strip())
             break
-    with conn.transaction():
-        _lock(conn, options)
-        _record(conn, file, _kind(file), started, *((failure[1], failure[0].sql) if failure else ()))
-        conn.execute(f"DELETE FROM {CLAIMS_TABLE} WHERE version = %s", (file.key,))
+    outcome = (failure[1], failure[0].sql) if failure else ()
+    _run_in_one_trip(conn, (
+        "BEGIN", _lock_sql(options), *_record_steps(file, _kind(file), _elapsed_ms(started), *outcome),
+        sql.SQL(f"DELETE FROM {CLAIMS_TABLE} WHERE version = {{}}").format(sql.Literal(file.key)), "COMMIT",
+    ))
     if failure:
         raise MigrationError(
             f"{file.filename} line {failure[0].line}: {failure[1]} (no-transaction file: statements before this "

@@ -6,6 +6,9 @@ and repeatable files `R__description.sql` (re-applied after the versioned ones w
 checksum changes). A file whose first line is `-- neon-stack:no-transaction` runs outside a
 transaction, one statement at a time (for CREATE INDEX CONCURRENTLY and the like). Versions are
 numbers: `1_x.sql` and `0001_x.sql` are the same migration.
+
+A file's statements are parsed when first used, and the parser is imported then: what only needs
+names and checksums (a status, a preview where nothing is pending) parses nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +21,8 @@ import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-
-from pglast.parser import ParseError, parse_sql_json, split
-
-from components.migrations.statement_rules import NO_TRANSACTION_DIRECTIVE, classify, created_table, refusal
 
 REPEATABLE_PREFIX = "R__"
 # Significant digits a version may have: it fits a bigint.
@@ -51,7 +51,7 @@ class Statement:
 
 @dataclass(frozen=True)
 class MigrationFile:
-    """A parsed migration file.
+    """A migration file; its statements are parsed on first use (a syntax error is raised then).
 
     `version` is the digits of a versioned file name as written ("0003", or "3" in `3_x.sql`) or
     `R__<description>` for a repeatable file. `key` is the file's identity in the history table,
@@ -64,8 +64,16 @@ class MigrationFile:
     filename: str
     sql: str
     checksum: str
-    statements: tuple[Statement, ...]
-    no_transaction: bool = False
+
+    @cached_property
+    def no_transaction(self) -> bool:
+        from components.migrations.statement_rules import NO_TRANSACTION_DIRECTIVE
+
+        return self.sql.partition("\n")[0].strip() == NO_TRANSACTION_DIRECTIVE
+
+    @cached_property
+    def statements(self) -> tuple[Statement, ...]:
+        return parse_statements(self.filename, self.sql, self.no_transaction)
 
     @property
     def repeatable(self) -> bool:
@@ -140,6 +148,10 @@ def _decoded(tree: str) -> dict:
 
 def _statement(filename: str, sql: str, line: int, no_transaction: bool) -> Statement:
     """One statement (text from the parser's split) parsed and classified."""
+    from pglast.parser import parse_sql_json
+
+    from components.migrations.statement_rules import classify, created_table, refusal
+
     try:
         [item] = _decoded(parse_sql_json(sql))["stmts"]
     except RecursionError:
@@ -157,6 +169,8 @@ def parse_statements(filename: str, text: str, no_transaction: bool = False) -> 
     parsed on its own (the JSON parse tree is an order of magnitude faster to build than pglast's
     objects, and one tree at a time keeps the garbage collector's work small), and lines are counted
     on from the previous statement."""
+    from pglast.parser import ParseError, split
+
     try:
         parts = split(text, with_parser=True, only_slices=True)
     except ParseError as error:
@@ -200,13 +214,11 @@ def _check_text(filename: str, text: str) -> None:
 
 
 def parse_file(filename: str, text: str) -> MigrationFile:
-    """A MigrationFile from a file name (no directory) and its text."""
+    """A MigrationFile from a file name (no directory) and its text (its statements parsed on first use)."""
     version, description = _name_parts(filename)
     text = normalize(text)
     _check_text(filename, text)
-    no_transaction = text.partition("\n")[0].strip() == NO_TRANSACTION_DIRECTIVE
-    statements = parse_statements(filename, text, no_transaction)
-    return MigrationFile(version, description, filename, text, checksum(text), statements, no_transaction)
+    return MigrationFile(version, description, filename, text, checksum(text))
 
 
 def order(files: Iterable[MigrationFile]) -> list[MigrationFile]:

@@ -20,6 +20,11 @@ from components.neon.session import ApiSession, Json
 OPERATION_SUCCEEDED = frozenset({"finished", "skipped"})
 OPERATION_FAILED = frozenset({"error", "cancelled"})
 PROJECTS_PAGE = 400  # the largest page GET /projects serves
+# A poll timed for an operation's expected end comes this much after it.
+POLL_AFTER_EXPECTED_END_SECONDS = 0.05
+# How long the last operation seen finishing took, by API base URL: shared by the clients of one
+# process (a provider host makes a client per call, and one API's operations take alike).
+_OPERATION_SECONDS: dict[str, float] = {}
 
 
 def _segment(value: str) -> str:
@@ -30,34 +35,71 @@ def _named(items: list[Json], name: str) -> list[Json]:
     return [item for item in items if isinstance(item, dict) and item.get("name") == name]
 
 
+def _seconds(milliseconds: object) -> float:
+    """An API duration in ms as seconds (0 when absent or not a number)."""
+    valid = isinstance(milliseconds, int | float) and not isinstance(milliseconds, bool)
+    return milliseconds / 1000 if valid else 0.0
+
+
 class NeonClient(ApiSession):
     """Calls of the Neon API that this project needs, each returning Neon's JSON body as a dict."""
 
     # --- operations -------------------------------------------------------------------------
 
     def wait_for_operations(self, project_id: str, operations: list[Json] | None) -> None:
-        """Poll every operation until all are terminal; `failed` is not terminal (Neon retries it)."""
+        """Poll every operation until all are terminal; `failed` is not terminal (Neon retries it).
+
+        Polls follow the operations' own timing (`_next_poll`); until this client has seen one
+        finish, and whenever one runs late, the interval grows from operation_poll_seconds by 1.5x
+        up to operation_poll_max_seconds."""
         pending = {op["id"]: op for op in operations or [] if isinstance(op, dict) and op.get("id")}
         deadline = self._clock() + self.policy.operation_deadline_seconds
         interval = self.policy.operation_poll_seconds
+        ran_before: dict[str, object] = {}
         while True:
             for op_id, op in list(pending.items()):
                 if op.get("status") in OPERATION_SUCCEEDED:
+                    self._learn_duration(op)
                     del pending[op_id]
                 elif op.get("status") in OPERATION_FAILED:
                     raise NeonOperationFailed(op, "failed")
             if not pending:
                 return
-            if self._clock() + interval > deadline:
+            moving = [op for op_id, op in pending.items() if op.get("total_duration_ms") != ran_before.get(op_id, -1)]
+            ran_before = {op_id: op.get("total_duration_ms") for op_id, op in pending.items()}
+            wait = self._next_poll(moving, interval)
+            if self._clock() + wait > deadline:
                 slowest = next(iter(pending.values()))
                 raise NeonOperationFailed(
                     slowest, f"did not finish within {self.policy.operation_deadline_seconds:g} s"
                 )
-            self._sleep(interval)
+            self._sleep(wait)
             interval = min(interval * 1.5, self.policy.operation_poll_max_seconds)
             for op_id in pending:
                 latest = self._get(f"/projects/{_segment(project_id)}/operations/{_segment(op_id)}").get("operation")
                 pending[op_id] = {**pending[op_id], **latest} if isinstance(latest, dict) else pending[op_id]
+
+    def _learn_duration(self, operation: Json) -> None:
+        """Remember how long a finished operation took (`total_duration_ms`), to time the polls of
+        this process's later waits on the same API."""
+        duration = _seconds(operation.get("total_duration_ms"))
+        if duration > 0:
+            _OPERATION_SECONDS[self.base_url] = duration
+
+    def _next_poll(self, moving: list[Json], interval: float) -> float:
+        """Seconds until the next poll: just after the soonest expected end among the operations first
+        seen or run on since the last poll (`moving`): an operation lasts what the last finished one
+        took, less what it has run (`total_duration_ms`); at most operation_poll_max_seconds.
+        `interval` (the backoff) before any operation finished, and when none of them has an end
+        ahead: an overdue or queued operation is not polled more often than the backoff allows."""
+        typical = _OPERATION_SECONDS.get(self.base_url)
+        if typical is None:
+            return interval
+        ahead = [typical - _seconds(op.get("total_duration_ms")) for op in moving]
+        ahead = [remaining for remaining in ahead if remaining > 0]
+        if not ahead:
+            return interval
+        return min(min(ahead) + POLL_AFTER_EXPECTED_END_SECONDS, self.policy.operation_poll_max_seconds)
 
     def pending_operations(self, project_id: str) -> list[Json]:
         """The project's operations that are not terminal yet (to wait for after adopting an object)."""

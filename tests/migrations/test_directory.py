@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from components.migrations.__main__ import main
-from components.migrations.files import NO_TRANSACTION_DIRECTIVE, MigrationFileError, checksum, load_directory
+from components.migrations.files import MigrationFileError, checksum, load_directory
+from components.migrations.statement_rules import NO_TRANSACTION_DIRECTIVE
 from tests.migrations.conftest import within, write_files
 
 

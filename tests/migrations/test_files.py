@@ -26,7 +26,7 @@ def test_versioned_and_repeatable_names():
 
 def test_syntax_error_names_file_and_line():
     with pytest.raises(MigrationFileError, match=r"0002_bad.sql line 4: does not parse: .*\"TABEL\""):
-        parse_file("0002_bad.sql", "-- comment\nCREATE TABLE a (x int);\n\nCREATE TABEL b (y int);\n")
+        assert parse_file("0002_bad.sql", "-- comment\nCREATE TABLE a (x int);\n\nCREATE TABEL b (y int);\n").statements
 
 
 def test_duplicate_versions_are_refused(tmp_path: Path):
@@ -106,4 +106,4 @@ def test_lines_and_statement_text_survive_multibyte_characters():
         (5, "DELETE FROM t", "DELETE without WHERE"),
     ]
     with pytest.raises(MigrationFileError, match="line 2: does not parse"):
-        parse_file("0002_x.sql", "SELECT 'ééééééé';\nSELEC 1;")
+        assert parse_file("0002_x.sql", "SELECT 'ééééééé';\nSELEC 1;").statements

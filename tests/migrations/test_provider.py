@@ -9,7 +9,7 @@ import pytest
 from pulumi.output import Unknown
 
 from components.migrations import engine
-from components.migrations.files import load_directory
+from components.migrations.files import checksum, load_directory
 from components.migrations.provider import Migrations, MigrationsArgs, MigrationsProvider, migration_entry
 from neon_emulator.servers import PostgresServer
 from tests.migrations.conftest import PROJECT_ROOT, history, query, write_files
@@ -38,9 +38,13 @@ def test_check_tolerates_unknowns_and_reports_file_problems(tmp_path: Path):
     news = inputs(Unknown(), CHATKIT, allow_destructive=Unknown())
     assert provider.check({}, news).failures == []
     assert provider.check({}, {**news, "migrations": Unknown()}).failures == []
-    broken = {**news, "migrations": [{"version": "0001", "description": "x", "checksum": "0", "sql": "SELEC 1"}]}
+    broken = {**news, "migrations": [{"version": "0001", "description": "x", "checksum": checksum("SELEC 1"),
+                                      "sql": "SELEC 1"}]}
     [failure] = provider.check({}, broken).failures
     assert failure.property == "migrations" and "0001_x.sql line 1: does not parse" in failure.reason
+    forged = {**news, "migrations": [{**broken["migrations"][0], "checksum": "0"}]}
+    [failure] = provider.check({}, forged).failures
+    assert failure.reason == "0001_x.sql: checksum input does not match its SQL"
     [failure] = provider.check({}, {**news, "migrations": [{"version": "0001"}]}).failures
     assert failure.reason == "each entry must hold version, description, checksum, sql"
 
@@ -210,3 +214,14 @@ def test_check_refuses_a_baseline_version_that_is_not_a_number():
     [failure] = MigrationsProvider().check({}, inputs("u", CHATKIT, baseline_version="v3")).failures
     assert (failure.property, failure.reason) == (
         "migrations", "baseline version 'v3' is not a version number (NNNN)")
+
+
+def test_check_parses_only_the_files_not_applied_as_they_are(tmp_path: Path):
+    """A file whose checksum is the applied one never runs again: check() does not parse it (here its SQL
+    would not parse at all), and refuses the same file while it is pending."""
+    provider = MigrationsProvider()
+    entry = {"version": "0001", "description": "x", "checksum": checksum("SELEC 1"), "sql": "SELEC 1"}
+    news = {**inputs(Unknown(), CHATKIT), "migrations": [entry]}
+    assert provider.check({"checksums": {"0001": entry["checksum"]}}, news).failures == []
+    [failure] = provider.check({}, news).failures
+    assert "0001_x.sql line 1: does not parse" in failure.reason

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from components.migrations import engine
 from components.migrations.__main__ import main
 from components.migrations.files import (
-    NO_TRANSACTION_DIRECTIVE,
     MigrationFile,
     MigrationFileError,
     load_directory,
     parse_file,
 )
 from components.migrations.provider import MigrationsProvider, migration_entry
+from components.migrations.statement_rules import NO_TRANSACTION_DIRECTIVE
 from tests.migrations.conftest import history, query, tables, write_files
 
 # Statements that need no refusal in any file; a generated file mixes them with the one under test.

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
+from components.neon import client as client_module
 from components.neon.client import NeonClient
 from components.neon.provider import NeonProvider
 from components.neon.session import ClientPolicy
@@ -22,6 +23,12 @@ FAST = ClientPolicy(
     operation_poll_max_seconds=0.05,
     operation_deadline_seconds=5,
 )
+
+
+@pytest.fixture(autouse=True)
+def _unlearned_operation_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with clients that have seen no operation finish (the timing is process-wide)."""
+    monkeypatch.setattr(client_module, "_OPERATION_SECONDS", {})
 
 
 def provider_config(api: NeonApi) -> dict[str, str]:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from components.neon import client as client_module
 from components.neon.client import NeonClient
 from components.neon.errors import (
     NeonAPIError,
@@ -338,6 +339,59 @@ def test_failed_operations_are_polled_until_finished() -> None:
     make_client(transport, time).wait_for_operations("p-1", [_operation("scheduling")])
     assert [r.url.path for r in seen] == ["/api/v2/projects/p-1/operations/op-1"] * 3
     assert time.sleeps[0] == 1 and time.sleeps[-1] <= 2
+
+
+def _polls_at(time: FakeTime) -> list[float]:
+    """The clock readings of the polls so far (sleeps are the only thing that moves it)."""
+    readings, now = [], 0.0
+    for sleep in time.sleeps:
+        now += sleep
+        readings.append(now)
+    return readings
+
+
+def test_polls_are_timed_by_how_long_operations_took() -> None:
+    """Once an operation was seen to take 1.2 s, the next wait polls just after 1.2 s, not on the backoff."""
+    time = FakeTime()
+    transport, seen = scripted(_polls(_operation("running", total_duration_ms=900),
+                                      _operation("finished", total_duration_ms=1200),
+                                      _operation("finished", total_duration_ms=1200)))
+    client = make_client(transport, time)
+    client.wait_for_operations("p-1", [_operation("running", total_duration_ms=0)])
+    assert _polls_at(time) == [1, 2.5]  # nothing learned yet: the backoff (1 s, then x1.5)
+    client.wait_for_operations("p-1", [_operation("running", total_duration_ms=0)])
+    assert len(seen) == 3 and time.sleeps[-1] == pytest.approx(1.25)
+
+
+def _stuck_then_finished(polls: int) -> Handler:
+    """op-1 runs late and op-2 waits queued behind it, for `polls` polls of each; then both finish."""
+    count = {"op-1": 0, "op-2": 0}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        op_id = request.url.path.rsplit("/", 1)[-1]
+        count[op_id] += 1
+        if count[op_id] > polls:
+            return httpx.Response(200, json={"operation": {**_operation("finished"), "id": op_id}})
+        ran = {"op-1": 900 + 1000 * count[op_id], "op-2": 0}[op_id]
+        status = "running" if op_id == "op-1" else "scheduling"
+        return httpx.Response(200, json={"operation": {**_operation(status, total_duration_ms=ran), "id": op_id}})
+
+    return handle
+
+
+def test_a_late_or_queued_operation_is_polled_no_more_than_the_backoff() -> None:
+    """With a learned duration of 1 s, an operation running late (and one queued behind it) costs at
+    most one poll more than the backoff alone: one timed poll, then the growing interval."""
+    operations = [_operation("running", total_duration_ms=900),
+                  {**_operation("scheduling", total_duration_ms=0), "id": "op-2"}]
+    backoff_only = FakeTime()
+    make_client(scripted(_stuck_then_finished(8))[0], backoff_only).wait_for_operations("p-1", operations)
+    client_module._OPERATION_SECONDS["https://neon.test/api/v2"] = 1.0
+    timed = FakeTime()
+    make_client(scripted(_stuck_then_finished(8))[0], timed).wait_for_operations("p-1", operations)
+    assert timed.sleeps[0] == pytest.approx(0.15)  # just after op-1's expected end
+    assert len(backoff_only.sleeps) == 9 and len(timed.sleeps) <= 10
+    assert timed.sleeps[1:] == backoff_only.sleeps[1:]
 
 
 def test_operation_error_names_id_action_error_and_failures() -> None:
