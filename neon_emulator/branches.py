@@ -242,6 +242,7 @@ def restore_branch(fake: NeonFake, params, query, body):
         operations.append(schedule(fake, project, "create_branch", preserved.id))
         parent_id = preserved.id  # as on Neon (neonctl shows the parent as the backup branch)
     branch.compute.replace_data(source.compute)
+    network.sync(project)  # the copy brought the source's hba rules
     _copy_catalog(fake, branch, source)
     stamp = now()
     branch.info.update(parent_id=parent_id, parent_timestamp=stamp, last_reset_at=stamp, updated_at=stamp)
