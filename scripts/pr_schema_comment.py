@@ -16,8 +16,14 @@ from pathlib import Path
 
 from components.migrations.engine import MigrationError
 from components.migrations.files import MigrationFileError
-from components.migrations.schema_diff import Change, destructive_pending, diff, snapshot, stack_database_urls
-from components.redaction import scrub
+from components.migrations.schema_diff import (
+    Change,
+    destructive_pending,
+    diff,
+    report_error,
+    snapshot,
+    stack_database_urls,
+)
 
 MARKER = "<!-- neon-stack:schema-diff -->"
 SCHEMA_ROOT = Path(__file__).resolve().parents[1] / "schema"
@@ -68,11 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         urls = [*parent.values(), *branch.values()]
         reports = [app_report(app, parent[app], url, SCHEMA_ROOT / app) for app, url in branch.items() if app in parent]
     except (MigrationError, MigrationFileError) as error:
-        message = str(error)
-        for url in urls:
-            message = scrub(message, url)
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        return report_error(error, urls)
     args.out.write_text(comment_body(args.parent_stack, args.branch_stack, reports))
     return 0
 

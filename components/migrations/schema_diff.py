@@ -217,6 +217,15 @@ def _url(parser: argparse.ArgumentParser, url: str | None, stack: str | None, ap
     return url or _stack_url(stack, app)
 
 
+def report_error(error: Exception, urls: Sequence[str]) -> int:
+    """Print `error` with every one of `urls` (and its password) scrubbed; the commands' exit code 2."""
+    message = str(error)
+    for url in urls:
+        message = scrub(message, url)
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -227,11 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         changes = diff(snapshot(urls[0]), snapshot(urls[1]))
         destructive = destructive_pending(urls[0], args.migrations) if args.migrations else []
     except (MigrationError, MigrationFileError) as error:
-        message = str(error)
-        for url in urls:
-            message = scrub(message, url)
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        return report_error(error, urls)
     for change in changes:
         print(change.line())
     for statement in destructive:

@@ -4,28 +4,15 @@ but cannot write, and a second `up` changes nothing."""
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 
 from tests.support.neon_fixtures import NeonApi
 from tests.support.pulumi_cli import PulumiCli
+from tests.support.replicas import replica_connection
 
 PRODUCTION = {"neon-stack:protectPrimaryBranch": "true", "neon-stack:readReplicas": "1"}
 # Arrays are typed in Pulumi.yaml, so they are set element by element, as the README shows.
 ADDRESSES = {"neon-stack:allowedIps[0]": "127.0.0.1", "neon-stack:deployerIps[0]": "127.0.0.1"}
-
-
-def read_only_session(uri: str) -> psycopg.Connection:
-    """A session on the replica once streaming replication has brought the app role there."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return psycopg.connect(uri, prepare_threshold=None)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_production_controls_come_up_and_a_second_up_changes_nothing(pulumi: PulumiCli, neon_api: NeonApi) -> None:
@@ -42,7 +29,7 @@ def test_production_controls_come_up_and_a_second_up_changes_nothing(pulumi: Pul
     for app, read_only in outputs["appReadOnlyDatabaseUrls"].items():
         assert read_only != outputs["appDatabaseUrls"][app] and "connect_timeout=15" in read_only
         table = outputs["apps"][app]["tables"][0]
-        with read_only_session(read_only) as conn:
+        with replica_connection(read_only) as conn:
             conn.execute(f"SELECT count(*) FROM {table}")
             try:
                 conn.execute(f"DELETE FROM {table}")

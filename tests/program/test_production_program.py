@@ -5,7 +5,6 @@ URL, every application URL carries connect_timeout, and the primary branch is pr
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 
 from tests.program.conftest import Deployer
 from tests.support.manifests import declared_manifests
+from tests.support.replicas import replica_connection
 
 SETTINGS = {
     "neon-stack:readReplicas": "1",
@@ -21,18 +21,6 @@ SETTINGS = {
     "neon-stack:deployerIps": '["127.0.0.1"]',
     "neon-stack:connectTimeoutSeconds": "20",
 }
-
-
-def replica_connection(uri: str) -> psycopg.Connection:
-    """A connection to a read replica, once streaming replication has brought the app role there."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return psycopg.connect(uri, prepare_threshold=None)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def decoded(secret: dict) -> dict[str, str]:
