@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -280,20 +281,27 @@ def clone_postgres(source: PostgresServer, base: Path | None = None, standby: bo
     directory, certificate and port. The local stand-in for creating a Neon branch; with `standby`
     it stays a hot standby streaming from the source (read-only, as Neon's read replicas are).
     """
+    return _start_copy(source, base, lambda data: _base_backup(source, data, standby))
+
+
+def _start_copy(
+    origin: PostgresServer | PostgresTemplate, base: Path | None, copy_data: Callable[[Path], None]
+) -> PostgresServer:
+    """A cluster in a new directory whose data `copy_data(data directory)` makes, started with its
+    own certificate and port and `origin`'s superuser password; a failure leaves nothing behind."""
     directory = Path(tempfile.mkdtemp(prefix="neon-stack-pg-", dir=base))
     ids = _server_user()
     if ids:
         os.chown(directory, *ids)
-    data = directory / "data"
     try:
-        _base_backup(source, data, standby)
-        cert, key = _copy_certificate(source.cert, source.key, directory)
-        port = _start_cluster(source.pg_bin, directory, cert, key)
+        copy_data(directory / "data")
+        cert, key = _copy_certificate(origin.cert, origin.key, directory)
+        port = _start_cluster(origin.pg_bin, directory, cert, key)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return PostgresServer(
-        directory=directory, port=port, password=source.password, pg_bin=source.pg_bin, cert=cert, key=key
+        directory=directory, port=port, password=origin.password, pg_bin=origin.pg_bin, cert=cert, key=key
     )
 
 
@@ -317,7 +325,7 @@ def make_postgres_template(base: Path | None = None, prepare=None) -> PostgresTe
     try:
         if prepare is not None:
             prepare(server)
-        _run([str(server.pg_bin / "pg_ctl"), "-D", str(server.directory / "data"), "-m", "fast", "-w", "stop"])
+        stop_postgres(server)
     except BaseException:
         server.stop()
         raise
@@ -326,20 +334,10 @@ def make_postgres_template(base: Path | None = None, prepare=None) -> PostgresTe
 
 def start_postgres_from_template(template: PostgresTemplate, base: Path | None = None) -> PostgresServer:
     """A new running cluster copied from a template (same superuser password, own port)."""
-    directory = Path(tempfile.mkdtemp(prefix="neon-stack-pg-", dir=base))
-    try:
-        subprocess.run(["cp", "-a", str(template.directory / "data"), str(directory / "data")], check=True)
-        ids = _server_user()
-        if ids:
-            os.chown(directory, *ids)
-        cert, key = _copy_certificate(template.cert, template.key, directory)
-        port = _start_cluster(template.pg_bin, directory, cert, key)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    return PostgresServer(
-        directory=directory, port=port, password=template.password, pg_bin=template.pg_bin, cert=cert, key=key
-    )
+    def copy(data: Path) -> None:
+        subprocess.run(["cp", "-a", str(template.directory / "data"), str(data)], check=True)
+
+    return _start_copy(template, base, copy)
 
 
 def _copy_certificate(cert: Path, key: Path, directory: Path) -> tuple[Path, Path]:

@@ -214,10 +214,8 @@ class NeonEnvironment(pulumi.ComponentResource):
             known = pulumi.Output.all(project.owner_role, project.owner_password).apply(
                 lambda v, role=database.owner_role: v[1] if v[0] == role else None
             )
-            created += self._database_on_branch(primary, database, f"{self._name}-{database.name}", known)
-            if replicas:
-                replica = replicas[index % len(replicas)]
-                self.connections[(primary.name, database.name)].read_only_pooled_host = replica.pooled_host
+            replica = replicas[index % len(replicas)].pooled_host if replicas else None
+            created += self._database_on_branch(primary, database, f"{self._name}-{database.name}", known, replica)
         for branch_name in mode.extra_branches:
             branch = Branch(
                 f"{self._name}-branch-{branch_name}",
@@ -256,9 +254,15 @@ class NeonEnvironment(pulumi.ComponentResource):
         return handle
 
     def _database_on_branch(
-        self, branch: _BranchHandle, owned: OwnedDatabaseArgs, prefix: str, known_password: pulumi.Input[str] | None
+        self,
+        branch: _BranchHandle,
+        owned: OwnedDatabaseArgs,
+        prefix: str,
+        known_password: pulumi.Input[str] | None,
+        read_only_pooled_host: pulumi.Output[str] | None = None,
     ) -> list[pulumi.Resource]:
-        """Owner role and database on `branch` (created, or adopted when they exist)."""
+        """Owner role and database on `branch` (created, or adopted when they exist); the database is
+        read through the replica at `read_only_pooled_host`, if any."""
         role = Role(
             f"{prefix}-owner",
             RoleArgs(self.project_id, branch.id, owned.owner_role, adopt=True, known_password=known_password),
@@ -291,5 +295,6 @@ class NeonEnvironment(pulumi.ComponentResource):
             pooled_host=branch.pooled_host,
             direct_uri=uri(branch.host),
             pooled_uri=uri(branch.pooled_host),
+            read_only_pooled_host=read_only_pooled_host,
         )
         return [role, database]
