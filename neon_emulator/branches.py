@@ -97,17 +97,16 @@ def _check_creation(fake: NeonFake, project: ProjectState, spec: dict[str, Any],
 
 
 def _copy_parent(fake: NeonFake, branch: BranchState, parent: BranchState, init_source: str) -> None:
-    """The child's roles, passwords and databases, as its cluster (a copy of the parent's) has them."""
+    """The child's roles, passwords and databases, as its cluster (a copy of the parent's) has them;
+    children of a protected branch get a new password for every role whose password is known."""
     if init_source == "schema-only":
         branch.compute.truncate_user_tables(list(parent.databases))
-    for name, role in parent.roles.items():
-        branch.roles[name] = dict(role, branch_id=branch.id)
-        branch.passwords[name] = parent.passwords[name]
-        if parent.info["protected"] and parent.passwords[name] is not None:
-            branch.passwords[name] = new_password()
-            branch.compute.set_password(name, branch.passwords[name])
-    for name, database in parent.databases.items():
-        branch.databases[name] = dict(database, branch_id=branch.id, id=next(fake.database_ids))
+    _copy_catalog(fake, branch, parent)
+    if parent.info["protected"]:
+        for name, password in branch.passwords.items():
+            if password is not None:
+                branch.passwords[name] = new_password()
+                branch.compute.set_password(name, branch.passwords[name])
 
 
 def create_branch(fake: NeonFake, params, query, body):
